@@ -1,0 +1,37 @@
+# Every target creates .venv (Python 3.11) when it is missing or older than the lock.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed-from-lock
+
+# Stage commands call `python`: make it the venv's, for dvc and everything it runs.
+export PATH := $(BIN):$(PATH)
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+
+.PHONY: setup repro test ui bench lock
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
+	@touch $@
+
+repro: setup
+	dvc repro
+
+test: setup
+	python -m pytest
+
+ui: setup
+	fgi ui
+
+bench: setup
+	python -m benchmarks
+
+# Refresh the exact versions after changing dependencies in pyproject.toml.
+lock: setup
+	{ echo "# Exact versions that the Makefile installs (pip constraints file). Refresh: make lock"; \
+	  python -m pip freeze --exclude-editable | grep -v '^fgi'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock

@@ -1,0 +1,56 @@
+"""The `fgi` command.
+
+    fgi check-params [FILE]      validate a params file: prints OK, or one line per problem (exit 2)
+    fgi ui [--port 5000]         the MLflow UI over this checkout's runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fgi.errors import exits_cleanly
+
+
+def cmd_check_params(args: argparse.Namespace) -> int:
+    from fgi.config import ParamsError, load_params
+
+    try:
+        load_params(args.file)
+    except ParamsError as err:
+        for line in err.problems:
+            print(line, file=sys.stderr)
+        return 2
+    print("OK")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from fgi import ui
+
+    return ui.serve(host=args.host, port=args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fgi", description="Foreground-guided facial inpainting pipeline.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("check-params", help="validate a params file")
+    check.add_argument("file", nargs="?", default="params.yaml")
+    check.set_defaults(run=cmd_check_params)
+
+    ui = commands.add_parser("ui", help="serve the MLflow UI over this checkout's runs")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(run=cmd_ui)
+    return parser
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

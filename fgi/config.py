@@ -1,0 +1,435 @@
+"""Typed params: load a params file into dataclasses and validate it.
+
+Every section of `params.yaml` is a dataclass below; each field's metadata
+gives its allowed range or choices. `load_params` reports *every* problem at
+once, one line each, naming the key path and what is allowed, e.g.
+
+    params.yaml: data.size: expected an integer, got 'big' (str)
+    params.yaml: models.unet: unknown model; known models: ours, ce, pconv, gc, biharmonic
+
+All keys are required, so a profile can never silently fall back on a default
+that another profile does not show: `params.yaml` and `configs/paper.yaml`
+carry the same keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from fgi.errors import UserError
+
+FOREGROUND_PARTS = (
+    "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear",
+    "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth",
+)
+VGG_LAYERS = (
+    "relu1_2", "relu2_2", "relu3_3", "relu4_3", "pool1", "pool2", "pool3", "pool4", "pool5",
+)
+
+
+def _spec(*, ge=None, gt=None, le=None, choices=None) -> Any:
+    """A required field with its allowed range or choices (for list items too)."""
+    return field(metadata={"ge": ge, "gt": gt, "le": le, "choices": choices})
+
+
+# ---------------------------------------------------------------- data ----
+
+@dataclass(frozen=True)
+class SyntheticData:
+    count: int = _spec(ge=2)
+
+
+@dataclass(frozen=True)
+class ArchiveSource:
+    """A real data set: an http(s) URL to download, or a local path."""
+
+    url: str = _spec()
+    path: str = _spec()
+    sha256: str = _spec()
+    size_bytes: int = _spec(ge=0)
+
+
+@dataclass(frozen=True)
+class Data:
+    source: Literal["synthetic", "celebamask_hq"] = _spec()
+    size: int = _spec(ge=16, le=1024)
+    on_corrupt: Literal["error", "skip"] = _spec()
+    workers: int = _spec(ge=0)
+    synthetic: SyntheticData = _spec()
+    celebamask_hq: ArchiveSource = _spec()
+
+
+@dataclass(frozen=True)
+class Split:
+    train: int = _spec(ge=1)
+    test: int = _spec(ge=1)
+
+
+@dataclass(frozen=True)
+class Foreground:
+    parts: list[str] = _spec(choices=FOREGROUND_PARTS)
+    fill_holes: bool = _spec()
+
+
+@dataclass(frozen=True)
+class SyntheticHoles:
+    train: int = _spec(ge=1)
+    test: int = _spec(ge=1)
+
+
+@dataclass(frozen=True)
+class Holes:
+    source: Literal["synthetic", "qd_imd"] = _spec()
+    ratio_min: float = _spec(ge=0.0, le=1.0)
+    ratio_max: float = _spec(gt=0.0, le=1.0)
+    synthetic: SyntheticHoles = _spec()
+    qd_imd: ArchiveSource = _spec()
+
+
+@dataclass(frozen=True)
+class Weights:
+    download: bool = _spec()
+    timeout_s: float = _spec(gt=0.0)
+
+
+# --------------------------------------------------------------- train ----
+
+@dataclass(frozen=True)
+class Train:
+    batch_size: int = _spec(ge=1)
+    epochs: int = _spec(ge=1)
+    max_steps: int = _spec(ge=0)
+    num_workers: int = _spec(ge=0)
+    amp: bool = _spec()
+    channels_last: bool = _spec()
+    compile: bool = _spec()
+    nproc: int = _spec(ge=1)
+    checkpoint_every: int = _spec(ge=1)
+    log_every: int = _spec(ge=1)
+    val_images: int = _spec(ge=1)
+    mask_augment: bool = _spec()
+
+
+@dataclass(frozen=True)
+class OursModel:
+    width: float = _spec(gt=0.0, le=4.0)
+    critic: Literal["wgan", "wgan-gp"] = _spec()
+    reference: Literal["ground_truth", "input"] = _spec()
+    lr_g: float = _spec(gt=0.0)
+    lr_d: float = _spec(gt=0.0)
+    beta1: float = _spec(ge=0.0, le=1.0)
+    beta2: float = _spec(ge=0.0, le=1.0)
+    n_critic: int = _spec(ge=1)
+    clip: float = _spec(gt=0.0)
+    gp_weight: float = _spec(ge=0.0)
+    w_cf: float = _spec(ge=0.0)
+    w_f: float = _spec(ge=0.0)
+    w_pf: float = _spec(ge=0.0)
+    w_adv: float = _spec(ge=0.0)
+    vgg_layers: list[str] = _spec(choices=VGG_LAYERS)
+
+
+@dataclass(frozen=True)
+class CEModel:
+    width: float = _spec(gt=0.0, le=4.0)
+    bottleneck: int = _spec(ge=1)
+    lr_g: float = _spec(gt=0.0)
+    lr_d: float = _spec(gt=0.0)
+    beta1: float = _spec(ge=0.0, le=1.0)
+    beta2: float = _spec(ge=0.0, le=1.0)
+    w_rec: float = _spec(ge=0.0)
+    w_adv: float = _spec(ge=0.0)
+
+
+@dataclass(frozen=True)
+class PConvModel:
+    width: float = _spec(gt=0.0, le=4.0)
+    lr_g: float = _spec(gt=0.0)
+    beta1: float = _spec(ge=0.0, le=1.0)
+    beta2: float = _spec(ge=0.0, le=1.0)
+    w_valid: float = _spec(ge=0.0)
+    w_hole: float = _spec(ge=0.0)
+    w_perceptual: float = _spec(ge=0.0)
+    w_style: float = _spec(ge=0.0)
+    w_tv: float = _spec(ge=0.0)
+    vgg_layers: list[str] = _spec(choices=VGG_LAYERS)
+
+
+@dataclass(frozen=True)
+class GCModel:
+    width: float = _spec(gt=0.0, le=4.0)
+    lr_g: float = _spec(gt=0.0)
+    lr_d: float = _spec(gt=0.0)
+    beta1: float = _spec(ge=0.0, le=1.0)
+    beta2: float = _spec(ge=0.0, le=1.0)
+    w_l1: float = _spec(ge=0.0)
+    w_adv: float = _spec(ge=0.0)
+    attention: bool = _spec()
+
+
+@dataclass(frozen=True)
+class BiharmonicModel:
+    split_into_regions: bool = _spec()
+
+
+@dataclass(frozen=True)
+class Models:
+    ours: OursModel = _spec()
+    ce: CEModel = _spec()
+    pconv: PConvModel = _spec()
+    gc: GCModel = _spec()
+    biharmonic: BiharmonicModel = _spec()
+
+
+# ------------------------------------------------- predict, eval, report ----
+
+@dataclass(frozen=True)
+class Predict:
+    batch_size: int = _spec(ge=1)
+
+
+@dataclass(frozen=True)
+class Eval:
+    fid: bool = _spec()
+    fid_batch_size: int = _spec(ge=1)
+    workers: int = _spec(ge=0)
+    external: dict[str, str] = _spec()
+
+
+@dataclass(frozen=True)
+class Report:
+    samples_per_bin: int = _spec(ge=1)
+    dpi: int = _spec(ge=30, le=600)
+
+
+@dataclass(frozen=True)
+class Tracking:
+    enabled: bool = _spec()
+    experiment: str = _spec()
+    log_models: bool = _spec()
+
+
+@dataclass(frozen=True)
+class Params:
+    profile: str = _spec()
+    seed: int = _spec(ge=0)
+    data: Data = _spec()
+    split: Split = _spec()
+    foreground: Foreground = _spec()
+    holes: Holes = _spec()
+    weights: Weights = _spec()
+    train: Train = _spec()
+    models: Models = _spec()
+    predict: Predict = _spec()
+    eval: Eval = _spec()
+    report: Report = _spec()
+    tracking: Tracking = _spec()
+
+
+MODEL_NAMES = tuple(f.name for f in dataclasses.fields(Models))
+LEARNED_MODELS = ("ours", "ce", "pconv", "gc")
+
+
+# ---------------------------------------------------------- validation ----
+
+class ParamsError(UserError):
+    """Every problem of a params file, one line each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _range_text(meta: dict) -> str:
+    parts = []
+    if meta.get("gt") is not None:
+        parts.append(f"> {meta['gt']}")
+    if meta.get("ge") is not None:
+        parts.append(f">= {meta['ge']}")
+    if meta.get("le") is not None:
+        parts.append(f"<= {meta['le']}")
+    return " and ".join(parts)
+
+
+def _check_range(value: float, meta: dict, path: str, problems: list[str]) -> None:
+    low_ok = (meta.get("ge") is None or value >= meta["ge"]) and (
+        meta.get("gt") is None or value > meta["gt"])
+    high_ok = meta.get("le") is None or value <= meta["le"]
+    if not (low_ok and high_ok):
+        problems.append(f"{path}: {value!r} is out of range; allowed: {_range_text(meta)}")
+
+
+def _scalar(value: Any, tp: Any, meta: dict, path: str, problems: list[str]) -> Any:
+    """Check one scalar against its type and metadata; return it (ints become floats)."""
+    if typing.get_origin(tp) is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            problems.append(f"{path}: {value!r} is not allowed; choose one of: {', '.join(allowed)}")
+        return value
+    # bool is an int in Python: never let `true` pass as a number or 1 as a flag.
+    if tp is bool:
+        if not isinstance(value, bool):
+            problems.append(f"{path}: expected true or false, got {value!r} ({_type_name(value)})")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{path}: expected an integer, got {value!r} ({_type_name(value)})")
+            return value
+        _check_range(value, meta, path, problems)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append(f"{path}: expected a number, got {value!r} ({_type_name(value)})")
+            return value
+        _check_range(float(value), meta, path, problems)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            problems.append(f"{path}: expected a string, got {value!r} ({_type_name(value)})")
+            return value
+        choices = meta.get("choices")
+        if choices and value not in choices:
+            problems.append(f"{path}: {value!r} is not allowed; choose from: {', '.join(choices)}")
+        return value
+    raise TypeError(f"unsupported params type {tp!r} at {path}")  # a bug in this module
+
+
+def _convert(value: Any, tp: Any, meta: dict, path: str, problems: list[str]) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _section(value, tp, path, problems)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            problems.append(f"{path}: expected a list, got {value!r} ({_type_name(value)})")
+            return value
+        return [_scalar(item, item_tp, meta, f"{path}[{i}]", problems) for i, item in enumerate(value)]
+    if origin is dict:
+        key_tp, item_tp = typing.get_args(tp)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            problems.append(f"{path}: expected a mapping, got {value!r} ({_type_name(value)})")
+            return value
+        return {_scalar(k, key_tp, {}, f"{path} key", problems):
+                _scalar(v, item_tp, meta, f"{path}.{k}", problems) for k, v in value.items()}
+    return _scalar(value, tp, meta, path, problems)
+
+
+def _section(raw: Any, cls: type, path: str, problems: list[str]) -> Any:
+    """Build dataclass `cls` from the mapping `raw` found at `path`."""
+    where = path or "the top level"
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: expected a mapping of keys, got {raw!r} ({_type_name(raw)})")
+        return None
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    prefix = f"{path}." if path else ""
+    for key in raw:
+        if key not in fields:
+            if cls is Models:
+                problems.append(f"{prefix}{key}: unknown model; known models: {', '.join(fields)}")
+            else:
+                problems.append(f"{prefix}{key}: unknown key; allowed keys in {where}: {', '.join(fields)}")
+    values = {}
+    for name, spec in fields.items():
+        key_path = f"{prefix}{name}"
+        if name not in raw:
+            kind = "section" if dataclasses.is_dataclass(hints[name]) else "key"
+            problems.append(f"{key_path}: missing {kind}; add it (configs/paper.yaml shows every key)")
+            continue
+        values[name] = _convert(raw[name], hints[name], dict(spec.metadata), key_path, problems)
+    if len(values) != len(fields) or any(v is None for v in values.values()):
+        return None
+    try:
+        return cls(**values)
+    except TypeError:
+        return None
+
+
+def _cross_checks(params: Params, problems: list[str]) -> None:
+    """Rules that tie keys together."""
+    if params.holes.ratio_min >= params.holes.ratio_max:
+        problems.append(f"holes.ratio_min: {params.holes.ratio_min} must be below holes.ratio_max "
+                        f"({params.holes.ratio_max})")
+    if params.data.source == "synthetic":
+        total = params.split.train + params.split.test
+        if total > params.data.synthetic.count:
+            problems.append(f"split: train + test = {total} exceeds data.synthetic.count "
+                            f"({params.data.synthetic.count}); lower the split or render more faces")
+    for source, name in ((params.data.celebamask_hq, "data.celebamask_hq"),
+                         (params.holes.qd_imd, "holes.qd_imd")):
+        used = (name == "data.celebamask_hq" and params.data.source == "celebamask_hq") or (
+            name == "holes.qd_imd" and params.holes.source == "qd_imd")
+        if used and not (source.url or source.path):
+            problems.append(f"{name}: give `url` or `path` (both are empty)")
+        if source.url and not source.url.startswith(("http://", "https://")):
+            problems.append(f"{name}.url: {source.url!r} is not an http(s) URL")
+        if source.sha256 and (len(source.sha256) != 64 or
+                              any(c not in "0123456789abcdef" for c in source.sha256.lower())):
+            problems.append(f"{name}.sha256: expected 64 hex digits, got {source.sha256!r}")
+    if not params.foreground.parts:
+        problems.append("foreground.parts: empty; name at least one part (paper: [skin, hair])")
+    if not params.tracking.experiment.strip():
+        problems.append("tracking.experiment: empty; name the MLflow experiment")
+    for name in params.eval.external:
+        if name in MODEL_NAMES:
+            problems.append(f"eval.external.{name}: clashes with a built-in model name; rename it")
+
+
+def parse_params(raw: Any) -> Params:
+    """Validate an already-parsed mapping; raise ParamsError listing every problem."""
+    problems: list[str] = []
+    params = _section(raw, Params, "", problems)
+    if params is not None and not problems:
+        _cross_checks(params, problems)
+    if problems:
+        raise ParamsError(problems)
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file; every problem line starts with the file name."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ParamsError([f"{path}: no such params file; pass an existing file "
+                           "(e.g. params.yaml or configs/paper.yaml)"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ParamsError([f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}"]) from None
+    try:
+        return parse_params(raw)
+    except ParamsError as err:
+        raise ParamsError([f"{path}: {line}" for line in err.problems]) from None
+
+
+def to_dict(params: Any) -> dict:
+    """The params as plain nested dicts (for logging and for writing a profile)."""
+    return dataclasses.asdict(params)
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists are kept as values."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat

@@ -1,0 +1,209 @@
+"""MLflow conventions of the project (DESIGN §6).
+
+* Tracking URI: `$MLFLOW_TRACKING_URI` if set, else `sqlite:///<root>/mlflow.db`
+  where root is `$DVC_ROOT` (set by DVC, also inside `dvc exp run --temp`
+  copies) or the repository root. Artifacts go to `<root>/mlartifacts`.
+  Never the `./mlruns` file store: MLflow 3 refuses it.
+* One experiment per profile, one run per stage execution, named after
+  `$DVC_STAGE` and tagged with the stage, the DVC experiment, the git commit,
+  the model, the device, the profile and the weights' provenance.
+* Tracking is a side channel: any failure (unreachable server, locked
+  database, a bad artifact) becomes ONE warning and the run goes on without
+  tracking. A training run is never killed by MLflow.
+
+`mlflow` is imported lazily so `fgi` imports fast and works without it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+from pathlib import Path
+from typing import Any
+
+from fgi.config import flatten
+
+# Telemetry off for every MLflow client and server this project starts.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+class TrackingWarning(UserWarning):
+    """MLflow tracking failed; the caller goes on without it."""
+
+
+def project_root(start: Path | None = None) -> Path:
+    """`$DVC_ROOT`, else the nearest folder up from `start` holding `.dvc` or `.git`."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".dvc").is_dir() or (folder / ".git").exists():
+            return folder
+    return here
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{(root or project_root()) / 'mlflow.db'}"
+
+
+def artifact_root(root: Path | None = None) -> str:
+    return ((root or project_root()) / "mlartifacts").as_uri()
+
+
+def git_commit(root: Path | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root or project_root(),
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def stage_tags(**extra: Any) -> dict[str, str]:
+    """The tags of DESIGN §6; `extra` adds model, device, profile, weights_provenance."""
+    tags = {
+        "dvc_stage": os.environ.get("DVC_STAGE", "manual"),
+        "dvc_exp": os.environ.get("DVC_EXP_NAME", "workspace"),
+        "git_commit": git_commit(),
+    }
+    tags.update({key: str(value) for key, value in extra.items() if value is not None})
+    return tags
+
+
+def _server_reachable(uri: str, timeout: float = 3.0) -> bool:
+    """MLflow's HTTP client retries for minutes; ask the server's /health once instead."""
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as reply:
+            return reply.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class Run:
+    """One MLflow run; use as a context manager. Every method is failure tolerant.
+
+    >>> with Run("fgi-demo", tags=stage_tags(model="ours")) as run:
+    ...     run.log_params({"train": {"batch_size": 8}})
+    ...     run.log_metrics({"loss": 0.3}, step=10)
+    """
+
+    def __init__(self, experiment: str, run_name: str | None = None,
+                 tags: dict[str, str] | None = None, enabled: bool = True,
+                 root: Path | None = None):
+        self.experiment = experiment
+        self.run_name = run_name or os.environ.get("DVC_STAGE", "manual")
+        self.tags = tags or stage_tags()
+        self.enabled = enabled
+        self.root = root or project_root()
+        self.run_id: str | None = None
+        self._mlflow = None
+
+    # -- failure handling --------------------------------------------------
+    def _fail(self, what: str, err: BaseException) -> None:
+        warnings.warn(f"MLflow tracking disabled for this run: {what} failed: "
+                      f"{type(err).__name__}: {err}", TrackingWarning, stacklevel=3)
+        self.enabled = False
+
+    def _call(self, what: str, fn):
+        if not self.enabled or self._mlflow is None:
+            return None
+        try:
+            return fn()
+        except Exception as err:  # noqa: BLE001 - tracking must never kill the caller
+            self._fail(what, err)
+            return None
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> "Run":
+        if not self.enabled:
+            return self
+        uri = tracking_uri(self.root)
+        if uri.startswith(("http://", "https://")) and not _server_reachable(uri):
+            self._fail("connecting", ConnectionError(f"no MLflow server answers at {uri}"))
+            return self
+        try:
+            import mlflow
+
+            mlflow.set_tracking_uri(uri)
+            if mlflow.get_experiment_by_name(self.experiment) is None:
+                mlflow.create_experiment(self.experiment, artifact_location=artifact_root(self.root))
+            mlflow.set_experiment(self.experiment)
+            run = mlflow.start_run(run_name=self.run_name, tags=self.tags)
+            self.run_id = run.info.run_id
+            self._mlflow = mlflow
+        except Exception as err:  # noqa: BLE001
+            self._fail("starting the run", err)
+        return self
+
+    def end(self, status: str = "FINISHED") -> None:
+        """End the run, even after a failure disabled logging, so it is not left RUNNING."""
+        if self._mlflow is None:
+            return
+        try:
+            self._mlflow.end_run(status=status)
+        except Exception as err:  # noqa: BLE001
+            if self.enabled:
+                self._fail("ending the run", err)
+        self._mlflow = None
+
+    def __enter__(self) -> "Run":
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.end("FINISHED" if exc_type is None else "FAILED")
+
+    # -- logging -----------------------------------------------------------
+    def log_params(self, params: dict) -> None:
+        """Nested dicts are flattened to dotted keys (`models.ours.lr_g`)."""
+        flat = {key: str(value) for key, value in flatten(params).items()}
+        self._call("logging params", lambda: self._mlflow.log_params(flat))
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        # A non-finite value (PSNR of a perfect prediction) is no metric MLflow can plot.
+        clean = {key: float(value) for key, value in metrics.items()
+                 if value is not None and math.isfinite(float(value))}
+        self._call("logging metrics", lambda: self._mlflow.log_metrics(clean, step=step))
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self._call("setting tags",
+                   lambda: self._mlflow.set_tags({key: str(value) for key, value in tags.items()}))
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self._call(f"logging {path}", lambda: self._mlflow.log_artifact(str(path), artifact_path))
+
+    def log_figure(self, figure, artifact_file: str) -> None:
+        """A matplotlib figure, stored as the image `artifact_file` (e.g. `samples/step_100.png`)."""
+        self._call(f"logging figure {artifact_file}",
+                   lambda: self._mlflow.log_figure(figure, artifact_file))
+
+    def log_table(self, frame, artifact_file: str) -> None:
+        """A pandas DataFrame as a CSV artifact (readable everywhere, unlike MLflow's JSON tables)."""
+        def write_and_log():
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / Path(artifact_file).name
+                frame.to_csv(path, index=False)
+                parent = str(Path(artifact_file).parent)
+                self._mlflow.log_artifact(str(path), None if parent == "." else parent)
+        self._call(f"logging table {artifact_file}", write_and_log)
+
+    def log_torch_model(self, model, name: str = "generator") -> None:
+        """The model as an MLflow PyTorch model, loadable as `runs:/<run_id>/<name>`."""
+        def log():
+            import torch
+            import mlflow.pytorch
+
+            # Explicit requirements: inferring them imports and probes the whole environment.
+            # Pickle, not MLflow 3's default pt2 export, which needs an example input and
+            # traces the graph; requirements are explicit because inferring them probes the
+            # whole environment.
+            mlflow.pytorch.log_model(model, name=name, serialization_format="pickle",
+                                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+        self._call(f"logging model {name}", log)

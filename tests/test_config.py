@@ -1,0 +1,153 @@
+"""Params validation: both profiles pass, every kind of mistake is one clear line."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fgi.config import MODEL_NAMES, ParamsError, flatten, load_params, parse_params
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILES = [REPO / "params.yaml", REPO / "configs" / "paper.yaml", REPO / "tests" / "micro_params.yaml"]
+
+
+def raw(path: Path = REPO / "params.yaml") -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def key_paths(tree: dict) -> set[str]:
+    paths = set()
+    for key, value in tree.items():
+        paths.add(key)
+        if isinstance(value, dict) and value:
+            paths |= {f"{key}.{sub}" for sub in key_paths(value)}
+    return paths
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
+def test_profiles_are_valid(path):
+    params = load_params(path)
+    assert set(MODEL_NAMES) == {"ours", "ce", "pconv", "gc", "biharmonic"}
+    assert params.holes.ratio_min < params.holes.ratio_max
+
+
+def test_profiles_carry_the_same_keys():
+    demo, paper, micro = (key_paths(raw(path)) for path in PROFILES)
+    assert demo == paper
+    assert demo == micro
+
+
+def test_paper_profile_holds_the_papers_values():
+    paper = load_params(REPO / "configs" / "paper.yaml")
+    assert paper.data.size == 256
+    assert (paper.split.train, paper.split.test) == (27000, 3000)
+    assert (paper.holes.ratio_min, paper.holes.ratio_max) == (0.01, 0.60)
+    assert paper.train.batch_size == 5 and paper.train.epochs == 100 and paper.train.max_steps == 0
+    assert (paper.models.ours.lr_g, paper.models.ours.lr_d) == (1e-4, 1e-12)
+    assert paper.foreground.parts == ["skin", "hair"]
+    assert paper.data.source == "celebamask_hq" and paper.holes.source == "qd_imd"
+
+
+def edit(path: str, value, delete: bool = False) -> dict:
+    tree = copy.deepcopy(raw())
+    *parents, last = path.split(".")
+    node = tree
+    for key in parents:
+        node = node[key]
+    if delete:
+        del node[last]
+    else:
+        node[last] = value
+    return tree
+
+
+BAD = [
+    # (what, edit, expected start of the one line)
+    ("unknown key", lambda: edit("data.sise", 64), "data.sise: unknown key; allowed keys in data:"),
+    ("wrong type", lambda: edit("data.size", "big"), "data.size: expected an integer, got 'big'"),
+    ("bool is not int", lambda: edit("train.batch_size", True), "train.batch_size: expected an integer"),
+    ("int is not bool", lambda: edit("train.amp", 1), "train.amp: expected true or false"),
+    ("out of range", lambda: edit("holes.ratio_max", 1.5), "holes.ratio_max: 1.5 is out of range"),
+    ("negative", lambda: edit("models.ours.lr_g", -1.0), "models.ours.lr_g: -1.0 is out of range"),
+    ("unknown model", lambda: edit("models.unet", {"width": 1.0}), "models.unet: unknown model; known models:"),
+    ("unknown data source", lambda: edit("data.source", "imagenet"),
+     "data.source: 'imagenet' is not allowed; choose one of: synthetic, celebamask_hq"),
+    ("unknown hole source", lambda: edit("holes.source", "scribbles"), "holes.source: 'scribbles' is not allowed"),
+    ("unknown part", lambda: edit("foreground.parts", ["skin", "beard"]),
+     "foreground.parts[1]: 'beard' is not allowed"),
+    ("missing section", lambda: edit("report", None, delete=True), "report: missing section"),
+    ("missing key", lambda: edit("train.amp", None, delete=True), "train.amp: missing key"),
+    ("unknown critic", lambda: edit("models.ours.critic", "hinge"), "models.ours.critic: 'hinge' is not allowed"),
+    ("ratio order", lambda: edit("holes.ratio_min", 0.7), "holes.ratio_min: 0.7 must be below holes.ratio_max"),
+    ("split too big", lambda: edit("split.train", 10_000), "split: train + test = 10048 exceeds"),
+    ("source without url or path", lambda: edit("data.source", "celebamask_hq"),
+     "data.celebamask_hq: give `url` or `path`"),
+    ("section not a mapping", lambda: edit("train", [1, 2]), "train: expected a mapping"),
+]
+
+
+@pytest.mark.parametrize("what,make,expected", BAD, ids=[case[0] for case in BAD])
+def test_bad_params_give_one_line_naming_the_key(what, make, expected):
+    with pytest.raises(ParamsError) as caught:
+        parse_params(make())
+    assert len(caught.value.problems) == 1, caught.value.problems
+    line = caught.value.problems[0]
+    assert line.startswith(expected), line
+    assert "\n" not in line
+
+
+def test_every_problem_is_reported_at_once():
+    tree = edit("data.size", "big")
+    tree["train"]["amp"] = "yes"
+    tree["models"]["unet"] = {}
+    with pytest.raises(ParamsError) as caught:
+        parse_params(tree)
+    assert len(caught.value.problems) == 3
+
+
+def test_ints_are_accepted_where_numbers_are_expected():
+    params = parse_params(edit("models.ours.w_f", 3))
+    assert params.models.ours.w_f == 3.0 and isinstance(params.models.ours.w_f, float)
+
+
+def test_flatten_gives_dotted_keys():
+    flat = flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": {}})
+    assert flat == {"a.b": 1, "a.c.d": [1, 2], "e": {}}
+
+
+def check_params(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fgi.cli", "check-params", *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def test_cli_prints_ok_for_a_good_file():
+    result = check_params("configs/paper.yaml")
+    assert result.returncode == 0 and result.stdout.strip() == "OK"
+
+
+@pytest.mark.parametrize("content,expected", [
+    ("data: [\n", "not valid YAML at line"),
+    ("- 1\n- 2\n", "the top level: expected a mapping"),
+    (None, "no such params file"),
+], ids=["yaml syntax", "not a mapping", "missing file"])
+def test_cli_rejects_unreadable_files_with_exit_2(tmp_path, content, expected):
+    path = tmp_path / "bad.yaml"
+    if content is not None:
+        path.write_text(content)
+    result = check_params(str(path))
+    assert result.returncode == 2
+    assert expected in result.stderr and str(path) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_names_the_file_and_key_path(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(edit("models.pconv.w_hole", "six")))
+    result = check_params(str(path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"{path}: models.pconv.w_hole: expected a number, got 'six' (str)"
