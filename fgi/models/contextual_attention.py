@@ -1,0 +1,154 @@
+"""Contextual attention: fill a hole by copying features from the known region.
+
+Yu, Lin, Yang, Shen, Lu, Huang, "Generative Image Inpainting with Contextual
+Attention", CVPR 2018 (DeepFill v1, arXiv:1801.07892). DeepFill v2 (Yu et al.,
+ICCV 2019) reuses the layer unchanged; this implementation follows the
+released TensorFlow `contextual_attention` (JiahuiYu/generative_inpainting):
+
+1. Background patches twice: `ksize` x `ksize` patches of the background
+   downsampled by `rate` (nearest) for matching, and "raw" 2·rate x 2·rate
+   patches of the full-resolution background, taken every `rate` pixels, for
+   pasting, so the copy keeps full-resolution detail.
+2. Match by convolution: the downsampled foreground convolved with each
+   background patch divided by its L2 norm. As in the released code the
+   foreground is not normalised: at one foreground position every score is the
+   cosine similarity times the same |foreground patch|, so the ranking is by
+   cosine similarity and the foreground norm acts as a learned temperature.
+3. Candidates: only background patches whose window holds no hole pixel.
+4. Fuse (optional): convolve the (foreground × background) score matrix with
+   an identity kernel, along the width and then along the height, so a match
+   whose neighbours match with the same displacement scores higher.
+5. Softmax over the candidates with `softmax_scale`.
+6. Paste: transposed convolution with the raw patches as kernels, divided by
+   the number of raw patches that cover each pixel.
+
+Deviations from the released code, each on purpose:
+* the hole is per sample (the released code uses one mask for the batch);
+* the hole is downsampled with max-pooling (a cell is a hole if any pixel in it
+  is), not nearest, so a candidate's raw patch is hole-free even when a thin
+  stroke falls between the pixels nearest sampling would read;
+* non-candidates get exactly zero weight (the released code zeroes their
+  scores, so each still adds exp(0) to the softmax denominator);
+* the paste is divided by the overlap count instead of 4: identical away
+  from the border, and the one-pixel border is not halved.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow 'SAME' padding (before, after) of one axis: the output side is ceil(size / stride)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def extract_patches(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """(N, C, H, W) → (N, L, C, kernel, kernel): every window at `stride`, row-major, 'SAME'-padded with zeros."""
+    n, c, h, w = x.shape
+    pad_top, pad_bottom = same_padding(h, kernel, stride)
+    pad_left, pad_right = same_padding(w, kernel, stride)
+    x = F.pad(x, (pad_left, pad_right, pad_top, pad_bottom))
+    patches = F.unfold(x, kernel, stride=stride)  # (N, C·k·k, L)
+    return patches.transpose(1, 2).reshape(n, -1, c, kernel, kernel)
+
+
+def resize_hole(hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, 1, H, W) hole → (N, 1, *size): max-pool when shrinking (any hole pixel wins), nearest when growing."""
+    if tuple(hole.shape[-2:]) == tuple(size):
+        return hole
+    if hole.shape[-2] >= size[0] and hole.shape[-1] >= size[1]:
+        return F.adaptive_max_pool2d(hole, size)
+    return F.interpolate(hole, size=size, mode="nearest")
+
+
+class ContextualAttention(nn.Module):
+    """`forward(foreground, background, hole) -> (N, C, H, W)`; no learned parameters.
+
+    `foreground` and `background` are (N, C, H, W) features (DeepFill passes the
+    same tensor twice) with H and W multiples of `rate`; `hole` is (N, 1, H', W'),
+    1 = hole, at the image or the feature resolution. Every foreground position
+    is reconstructed, known ones too, as in the released code. A sample whose
+    hole leaves no candidate patch gets zeros.
+    """
+
+    def __init__(self, ksize: int = 3, stride: int = 1, rate: int = 2, fuse_k: int = 3,
+                 softmax_scale: float = 10.0, fuse: bool = True):
+        super().__init__()
+        if ksize % 2 == 0 or fuse_k % 2 == 0:
+            raise ValueError(f"ksize and fuse_k must be odd, got {ksize} and {fuse_k}")
+        if fuse and stride != 1:
+            # Fusing pairs a one-pixel foreground step with a one-patch background
+            # step; with stride > 1 those displacements differ.
+            raise ValueError(f"fuse needs stride 1, got stride {stride}")
+        self.ksize, self.stride, self.rate = ksize, stride, rate
+        self.fuse_k, self.softmax_scale, self.fuse = fuse_k, softmax_scale, fuse
+
+    def extra_repr(self) -> str:
+        return (f"ksize={self.ksize}, stride={self.stride}, rate={self.rate}, fuse_k={self.fuse_k}, "
+                f"softmax_scale={self.softmax_scale}, fuse={self.fuse}")
+
+    def forward(self, foreground: torch.Tensor, background: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = foreground.shape
+        rate = self.rate
+        if background.shape != foreground.shape:
+            raise ValueError(f"foreground {tuple(foreground.shape)} and background "
+                             f"{tuple(background.shape)} must have the same shape")
+        if h % rate or w % rate:
+            raise ValueError(f"feature map {h}x{w} is not a multiple of rate {rate}")
+        small = (h // rate, w // rate)
+
+        # Pasting patches: 2r x 2r at full resolution, one per matching patch.
+        raw_patches = extract_patches(background, 2 * rate, rate * self.stride)  # (N, L, C, 2r, 2r)
+        # Matching happens at 1/rate resolution.
+        fg_small = F.interpolate(foreground, size=small, mode="nearest")  # (N, C, H/r, W/r)
+        bg_small = F.interpolate(background, size=small, mode="nearest")  # (N, C, H/r, W/r)
+        patches = extract_patches(bg_small, self.ksize, self.stride)  # (N, L, C, k, k)
+        hole_small = resize_hole(resize_hole(hole.to(foreground.dtype), (h, w)), small)  # (N, 1, H/r, W/r)
+        hole_patches = extract_patches(hole_small, self.ksize, self.stride)  # (N, L, 1, k, k)
+        candidate = hole_patches.flatten(2).amax(dim=2) == 0  # (N, L)
+        grid = (-(-small[0] // self.stride), -(-small[1] // self.stride))  # background patch grid, L = gh·gw
+
+        pasted = []
+        for i in range(n):
+            norms = patches[i].flatten(1).norm(dim=1).clamp_min(1e-4)  # (L,)
+            kernels = patches[i] / norms.view(-1, 1, 1, 1)  # (L, C, k, k)
+            scores = F.conv2d(fg_small[i:i + 1], kernels, padding=self.ksize // 2)  # (1, L, H/r, W/r)
+            if self.fuse:
+                scores = self._fuse(scores, grid)  # (1, L, H/r, W/r)
+            scores = (scores * self.softmax_scale).masked_fill(
+                ~candidate[i].view(1, -1, 1, 1), torch.finfo(scores.dtype).min)
+            # The finite fill keeps an all-hole sample from producing NaN: its
+            # softmax is uniform, and the candidate mask then zeroes it.
+            attention = F.softmax(scores, dim=1) * candidate[i].view(1, -1, 1, 1).to(scores.dtype)  # (1, L, H/r, W/r)
+            out = F.conv_transpose2d(attention, raw_patches[i], stride=rate)  # (1, C, H + r, W + r)
+            pasted.append(out)
+        crop = same_padding(h, 2 * rate, rate)[0]
+        pasted = torch.cat(pasted)[..., crop:crop + h, crop:crop + w]  # (N, C, H, W)
+
+        # How many raw patches cover each pixel: 4 inside, fewer on the border.
+        ones = foreground.new_ones(1, 1, *small)
+        overlap = F.conv_transpose2d(ones, foreground.new_ones(1, 1, 2 * rate, 2 * rate), stride=rate)
+        overlap = overlap[..., crop:crop + h, crop:crop + w]  # (1, 1, H, W)
+        return pasted / overlap
+
+    def _fuse(self, scores: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """(1, L, fh, fw) scores → the same, each summed with its fuse_k - 1 diagonal neighbours."""
+        gh, gw = grid
+        fh, fw = scores.shape[-2:]
+        k = self.fuse_k
+        identity = torch.eye(k, dtype=scores.dtype, device=scores.device).view(1, 1, k, k)
+        # Rows: foreground positions, columns: background patches, both flattened
+        # row-major, so a diagonal step moves both one pixel along the width
+        # (wrapping at row ends, as the released code does).
+        x = scores.view(gh * gw, fh * fw).t().reshape(1, 1, fh * fw, gh * gw)
+        x = F.conv2d(x, identity, padding=k // 2)
+        # The same along the height: flatten both column-major.
+        x = x.view(fh, fw, gh, gw).permute(1, 0, 3, 2).reshape(1, 1, fw * fh, gw * gh)
+        x = F.conv2d(x, identity, padding=k // 2)
+        x = x.view(fw, fh, gw, gh).permute(1, 0, 3, 2)  # (fh, fw, gh, gw)
+        return x.reshape(fh * fw, gh * gw).t().reshape(1, gh * gw, fh, fw)
