@@ -19,7 +19,6 @@ import os
 import secrets
 import shutil
 import stat
-import sys
 import tarfile
 import time
 import urllib.error
@@ -33,6 +32,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+import fgi.progress
 from fgi.errors import UserError
 
 # ---------------------------------------------------------------- atomic writes
@@ -132,7 +132,7 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 _TRANSIENT = (OSError, http.client.HTTPException)
 
 
-def _mismatch(path: Path, sha256: str, size_bytes: int) -> str:
+def mismatch(path: Path, sha256: str, size_bytes: int) -> str:
     """Describe how `path` differs from the expected size/sha256; '' when it matches."""
     actual_size = path.stat().st_size
     if size_bytes and actual_size != size_bytes:
@@ -199,11 +199,11 @@ def download(
     without touching the network.
     """
     dest = Path(dest)
-    if dest.is_file() and not _mismatch(dest, sha256, size_bytes):
+    if dest.is_file() and not mismatch(dest, sha256, size_bytes):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    show = progress and sys.stderr.isatty() and not os.environ.get("CI")
+    show = progress and fgi.progress.enabled()
     by_hand = f"download it by hand and pass the local path instead of {url}"
     for attempt in range(retries + 1):
         try:
@@ -223,7 +223,7 @@ def download(
                 f"retry later (it resumes), or {by_hand}"
             ) from failure
         time.sleep(min(0.5 * 2**attempt, 30.0))
-    problem = _mismatch(part, sha256, size_bytes)
+    problem = mismatch(part, sha256, size_bytes)
     if problem:
         part.unlink()
         raise UserError(f"download of {url}: {problem}; check the URL or the param that gives its sha256/size_bytes")

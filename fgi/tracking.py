@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import tempfile
 import urllib.error
@@ -31,6 +32,12 @@ from fgi.config import flatten
 # Telemetry off for every MLflow client and server this project starts.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+def metric_name(name: str) -> str:
+    """A name MLflow accepts: `pairs_per_bin.(0.1,0.2]` -> `pairs_per_bin.0.1-0.2`."""
+    name = name.translate({ord("("): None, ord(")"): None, ord("["): None, ord("]"): None, ord(","): "-"})
+    return re.sub(r"[^\w\-. :/]", "_", name)
 
 
 class TrackingWarning(UserWarning):
@@ -168,7 +175,7 @@ class Run:
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         # A non-finite value (PSNR of a perfect prediction) is no metric MLflow can plot.
-        clean = {key: float(value) for key, value in metrics.items()
+        clean = {metric_name(key): float(value) for key, value in metrics.items()
                  if value is not None and math.isfinite(float(value))}
         self._call("logging metrics", lambda: self._mlflow.log_metrics(clean, step=step))
 
