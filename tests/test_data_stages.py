@@ -274,3 +274,56 @@ def test_cached_weights_are_pretrained_with_their_sha256(params, tmp_path, monke
     monkeypatch.setattr(weights, "NETWORKS", {"vgg16": "https://example.invalid/broken-0badc0de.pth"})
     with pytest.raises(UserError, match="does not match the 0badc0de"):
         weights.fetch_weights(params, tmp_path / "weights2")
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """A loopback HTTP server over a folder (at most a few requests per test)."""
+    import functools
+    import http.server
+    import threading
+
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_real_sources_download_from_a_url(params, raw_faces, raw_masks, file_server, tmp_path, monkeypatch):
+    from fgi.data.sources import check_qd_imd_layout, fetch_qd_imd
+
+    folder, base = file_server
+    shutil.copytree(raw_faces, tmp_path / "src" / "CelebAMask-HQ")
+    faces = Path(shutil.make_archive(str(folder / "CelebAMask-HQ"), "zip", tmp_path / "src"))
+    masks = Path(shutil.make_archive(str(folder / "qd_imd"), "gztar", raw_masks.parent))
+    faces_source = dataclasses.replace(params.data.celebamask_hq, url=f"{base}/{faces.name}",
+                                       sha256=files.sha256_file(faces), size_bytes=faces.stat().st_size)
+    masks_source = dataclasses.replace(params.holes.qd_imd, url=f"{base}/{masks.name}")
+    real = with_changes(params, data={"source": "celebamask_hq", "celebamask_hq": faces_source},
+                        holes={"source": "qd_imd", "qd_imd": masks_source})
+    monkeypatch.chdir(tmp_path)
+    assert fetch_celebamask_hq(real, tmp_path / "faces")["images"] == params.data.synthetic.count
+    assert (tmp_path / "downloads" / faces.name).is_file(), "the download is kept for a rerun"
+    summary = fetch_qd_imd(real, tmp_path / "masks")
+    assert summary["masks_train"] == params.holes.synthetic.train
+    assert check_qd_imd_layout(tmp_path / "masks") == {"train": params.holes.synthetic.train,
+                                                        "test": params.holes.synthetic.test}
+
+
+def test_a_stage_with_bad_params_exits_2_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "params.yaml"
+    bad.write_text(MICRO.read_text().replace("size: 32", "size: huge"))
+    result = subprocess.run([sys.executable, "-m", "stages.prepare", "--params", str(bad)],
+                            cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "data.size: expected an integer, got 'huge'" in result.stderr
+    assert "Traceback" not in result.stderr
