@@ -191,6 +191,10 @@ class Run:
         self._call(f"logging figure {artifact_file}",
                    lambda: self._mlflow.log_figure(figure, artifact_file))
 
+    def log_image(self, image, artifact_file: str) -> None:
+        """A uint8 (H, W, 3) array as a PNG artifact (e.g. `samples/step_000100.png`)."""
+        self._call(f"logging image {artifact_file}", lambda: self._mlflow.log_image(image, artifact_file))
+
     def log_table(self, frame, artifact_file: str) -> None:
         """A pandas DataFrame as a CSV artifact (readable everywhere, unlike MLflow's JSON tables)."""
         def write_and_log():

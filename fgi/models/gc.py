@@ -141,7 +141,7 @@ class GatedGenerator(nn.Module):
     to both. Neither output is composited; the caller pastes the known pixels.
     """
 
-    def __init__(self, size: int, width: float = 1.0):
+    def __init__(self, size: int, width: float = 1.0, attention: bool = True):
         super().__init__()
         check_size(size, "GatedGenerator")
         check_width(width, "GatedGenerator")
@@ -176,7 +176,9 @@ class GatedGenerator(nn.Module):
             GatedConv2d(2 * c, 2 * c, 3),
             GatedConv2d(2 * c, 2 * c, 3, activation=F.relu),
         )
-        self.attention = ContextualAttention(ksize=3, stride=1, rate=2)
+        # Without attention (an ablation, `models.gc.attention: false`) the branch's
+        # features pass straight on, so the parameter count stays the same.
+        self.attention = ContextualAttention(ksize=3, stride=1, rate=2) if attention else None
         self.refine_attention_out = nn.Sequential(
             GatedConv2d(2 * c, 2 * c, 3),
             GatedConv2d(2 * c, 2 * c, 3),
@@ -195,13 +197,17 @@ class GatedGenerator(nn.Module):
         composite = coarse * hole + masked_image * (1 - hole)  # (N, 3, H, W)
         hallucinated = self.refine_conv(composite)  # (N, 2c, H/4, W/4)
         features = self.refine_attention_in(composite)  # (N, 2c, H/4, W/4)
-        copied = self.refine_attention_out(self.attention(features, features, hole))  # (N, 2c, H/4, W/4)
+        if self.attention is not None:
+            features = self.attention(features, features, hole)  # copy known patches into the hole
+        copied = self.refine_attention_out(features)  # (N, 2c, H/4, W/4)
         refined = self.refine_decoder(torch.cat([hallucinated, copied], dim=1))  # (N, 4c, H/4, W/4) → (N, 3, H, W)
         return coarse, refined
 
-    def forward(self, masked_image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) masked image and (N, 1, H, W) hole → (N, 3, H, W) refined prediction."""
-        return self.forward_stages(masked_image, hole)[1]
+    def forward(self, masked_image: torch.Tensor, hole: torch.Tensor, stages: bool = False):
+        """(N, 3, H, W) masked image and (N, 1, H, W) hole → (N, 3, H, W) refined prediction,
+        or (coarse, refined) with `stages` (training goes through forward so DDP sees the call)."""
+        coarse, refined = self.forward_stages(masked_image, hole)
+        return (coarse, refined) if stages else refined
 
 
 class SNPatchGAN(nn.Module):
