@@ -19,13 +19,25 @@ PAPERS = {"ours": "Jam et al. (this paper)", "ce": "Pathak et al. 2016", "pconv"
           "gc": "Yu et al. 2019"}
 
 
+LAYER_TYPES = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.BatchNorm2d, nn.InstanceNorm2d, nn.LayerNorm)
+
+
+def _kind(layer: nn.Module) -> str:
+    name = type(layer).__name__
+    # torch renames a layer's class when a parametrisation (spectral norm) is registered on it
+    return f"{name.removeprefix('Parametrized')} (spectral norm)" if name.startswith("Parametrized") else name
+
+
 def layer_summary(module: nn.Module | None) -> str:
-    """`12 Conv2d, 5 ConvTranspose2d, …`: the leaf layers with parameters, by type."""
+    """`22 Conv2d, 6 ConvTranspose2d, …`: the weight layers by type (subclasses by their own name)."""
     if module is None:
-        return "none"
-    kinds = Counter(type(m).__name__ for m in module.modules()
-                    if not list(m.children()) and any(True for _ in m.parameters(recurse=False)))
+        return "—"
+    kinds = Counter(_kind(m) for m in module.modules() if isinstance(m, LAYER_TYPES))
     return ", ".join(f"{count} {kind}" for kind, count in kinds.most_common())
+
+
+def millions(module: nn.Module | None) -> str:
+    return "—" if module is None else f"{parameter_count(module) / 1e6:.2f} M"
 
 
 def table(size: int, width: float, params_file: str = "configs/paper.yaml") -> str:
@@ -37,9 +49,8 @@ def table(size: int, width: float, params_file: str = "configs/paper.yaml") -> s
         cfg = type(cfg)(**{**cfg.__dict__, "width": width})
         generator = make_generator(name, cfg, size)
         discriminator = make_discriminator(name, cfg, size)
-        lines.append(f"| {name} | {PAPERS[name]} | {parameter_count(generator) / 1e6:.2f} M | "
-                     f"{layer_summary(generator)} | "
-                     f"{parameter_count(discriminator) / 1e6:.2f} M | {layer_summary(discriminator)} |")
+        lines.append(f"| {name} | {PAPERS[name]} | {millions(generator)} | {layer_summary(generator)} | "
+                     f"{millions(discriminator)} | {layer_summary(discriminator)} |")
     return "\n".join(lines)
 
 
