@@ -101,6 +101,11 @@ def fingerprint(params: Params, name: str, paths: Paths) -> str:
     digest = hashlib.sha256(json.dumps(protocol, sort_keys=True).encode())
     for path in (paths.prepared / "train.txt", paths.holes / "masks.csv", paths.foreground / "summary.json"):
         digest.update(path.read_bytes() if path.exists() else b"")
+    # The training code too: after a fix to a loss, a finished checkpoint must not be reused.
+    package = Path(__file__).parent
+    for path in sorted([package / "train.py", package / "objectives.py", package / "losses.py",
+                        *(package / "models").glob("*.py")]):
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
