@@ -129,7 +129,10 @@ def set_rng_state(state: dict) -> None:
 
 
 def unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    return module.module if isinstance(module, DistributedDataParallel) else module
+    """The bare network inside DDP and torch.compile wrappers."""
+    if isinstance(module, DistributedDataParallel):
+        module = module.module
+    return getattr(module, "_orig_mod", module)  # torch.compile's OptimizedModule
 
 
 def save_checkpoint(path: Path, objective: Objective, step: int, epoch: int, params: Params,
@@ -245,6 +248,9 @@ def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run |
         elif world.main:
             print(f"train@{name}: {last} is from other params or data; training from scratch", flush=True)
 
+    if params.train.compile and on_cuda:
+        # CUDA only: on the CPU, inductor's C++ compile costs more than a demo run saves.
+        objective.generator = torch.compile(objective.generator)
     if world.world > 1:
         objective.generator = DistributedDataParallel(objective.generator)
         if objective.discriminator is not None:
