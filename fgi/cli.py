@@ -2,6 +2,8 @@
 
     fgi check-params [FILE]      validate a params file: prints OK, or one line per problem (exit 2)
     fgi ui [--port 5000]         the MLflow UI over this checkout's runs
+    fgi tables [--reports DIR]   rebuild reports/tables/ from reports/per_image.csv and fid.json
+    fgi inpaint --checkpoint models/ours --image face.jpg --mask hole.png --out filled.png
 """
 
 from __future__ import annotations
@@ -31,6 +33,20 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return ui.serve(host=args.host, port=args.port)
 
 
+def cmd_tables(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fgi.errors import UserError
+    from fgi.tables import rebuild
+
+    reports = Path(args.reports)
+    if not (reports / "per_image.csv").is_file():
+        raise UserError(f"{reports / 'per_image.csv'}: not found; run `dvc repro evaluate` first")
+    measured = rebuild(reports)
+    print(f"rebuilt {len(measured) + 1} tables in {reports / 'tables'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fgi", description="Foreground-guided facial inpainting pipeline.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -43,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(run=cmd_ui)
+
+    rebuild = commands.add_parser("tables", help="rebuild the tables from the saved per-image metrics")
+    rebuild.add_argument("--reports", default="reports")
+    rebuild.set_defaults(run=cmd_tables)
+
+    from fgi.inpaint import register as register_inpaint
+
+    register_inpaint(commands)
     return parser
 
 

@@ -418,6 +418,18 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError([f"{path}: {line}" for line in err.problems]) from None
 
 
+def model_section(name: str, raw: dict) -> Any:
+    """A `models.<name>` section rebuilt from a plain dict (as stored in a checkpoint)."""
+    hints = typing.get_type_hints(Models)
+    if name not in hints:
+        raise ParamsError([f"models.{name}: unknown model; known models: {', '.join(hints)}"])
+    problems: list[str] = []
+    section = _section(raw, hints[name], f"models.{name}", problems)
+    if problems:
+        raise ParamsError(problems)
+    return section
+
+
 def to_dict(params: Any) -> dict:
     """The params as plain nested dicts (for logging and for writing a profile)."""
     return dataclasses.asdict(params)

@@ -1,0 +1,102 @@
+"""The `evaluate` stage: every method on exactly the same fixed test pairs.
+
+Writes `reports/per_image.csv` (one row per method and test pair: MSE, MAE,
+PSNR, SSIM over the full image, the foreground and the hole),
+`reports/fid.json` (FID per method and region, `null` = n/a),
+`reports/tables/` (Tables 1-4, see `fgi.tables`) and `reports/metrics.json`
+(every measured table value, for `dvc metrics show/diff`).
+
+Methods: the four learned models and biharmonic from `data/predictions/`,
+plus `eval.external` (name: folder of `<image_id>.png` made elsewhere). FID
+needs the pretrained Inception (`data/weights`); with random-init weights it
+is n/a, never a number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from fgi import files, metrics, tables
+from fgi.config import Params
+from fgi.data.holes import read_csv
+from fgi.errors import UserError
+from fgi.weights import load_provenance, weights_file
+
+REGIONS = ("full", "foreground", "hole")
+
+
+def method_folders(params: Params, predictions: Path) -> dict[str, Path]:
+    folders = {method: predictions / method for method in tables.METHODS}
+    for name, folder in params.eval.external.items():
+        if not Path(folder).is_dir():
+            raise UserError(f"eval.external.{name}: {folder} is not a folder; give the folder of "
+                            "<image_id>.png outputs")
+        folders[name] = Path(folder)
+    return folders
+
+
+def jobs_for(folders: dict[str, Path], pairs: list[dict], prepared: Path, foreground: Path,
+             holes: Path) -> list[dict]:
+    jobs = []
+    for method, folder in folders.items():
+        for pair in pairs:
+            prediction = folder / f"{pair['image_id']}.png"
+            if not prediction.is_file():
+                raise UserError(f"{prediction}: missing; every method needs an output for every test pair "
+                                f"(data/holes/test_pairs.csv), run `dvc repro predict@{method}` or complete "
+                                "the folder")
+            jobs.append({"method": method, "image_id": pair["image_id"], "bin": pair["bin"],
+                         "hole_ratio": float(pair["hole_ratio"]), "prediction": prediction,
+                         "truth": prepared / "images" / f"{pair['image_id']}.png",
+                         "foreground": foreground / f"{pair['image_id']}.png", "hole": holes / pair["mask"]})
+    return jobs
+
+
+def _stack(paths: list[Path], loader) -> np.ndarray:
+    return np.stack([loader(path) for path in paths])
+
+
+def compute_fid(params: Params, jobs: list[dict], weights: Path, cache: Path) -> dict:
+    """{method: {region: FID or None}}; None everywhere when the Inception is not pretrained."""
+    methods = list(dict.fromkeys(job["method"] for job in jobs))
+    inception = weights_file(weights, "inception") if params.eval.fid else None
+    scorer = metrics.FID.from_weights(inception, batch_size=params.eval.fid_batch_size) if inception else None
+    if scorer is None:
+        return {method: {region: None for region in REGIONS} for method in methods}
+    first = [job for job in jobs if job["method"] == methods[0]]
+    truth = _stack([job["truth"] for job in first], files.load_image_rgb)
+    masks = {"full": np.ones(truth.shape[:3], bool),
+             "foreground": _stack([job["foreground"] for job in first], files.load_mask),
+             "hole": _stack([job["hole"] for job in first], files.load_mask)}
+    sha = load_provenance(weights)["inception"]["sha256"]
+    ids = ",".join(job["image_id"] for job in first)
+    result = {method: {} for method in methods}
+    for region in REGIONS:
+        key = hashlib.sha256(f"{ids}|{region}|{sha}".encode()).hexdigest()
+        truth_stats = scorer.cached_statistics(metrics.FID.region_images(truth, masks[region]),
+                                               cache / f"truth_{region}.npz", key)
+        for method in methods:
+            outputs = _stack([job["prediction"] for job in jobs if job["method"] == method], files.load_image_rgb)
+            stats = scorer.statistics(metrics.FID.region_images(outputs, masks[region]))
+            result[method][region] = float(scorer.distance(stats, truth_stats))
+    return result
+
+
+def evaluate(params: Params, predictions: Path = Path("data/predictions"), prepared: Path = Path("data/prepared"),
+             foreground: Path = Path("data/foreground"), holes: Path = Path("data/holes"),
+             weights: Path = Path("data/weights"), reports: Path = Path("reports"),
+             cache: Path = Path("data/fid_cache")) -> dict:
+    """Metrics, FID and tables for every method; returns the measured table values."""
+    cache.mkdir(parents=True, exist_ok=True)  # a DVC output even when FID is n/a
+    pairs = read_csv(holes / "test_pairs.csv")
+    jobs = jobs_for(method_folders(params, predictions), pairs, prepared, foreground, holes)
+    per_image = metrics.per_image_table(jobs, workers=params.eval.workers)
+    files.write_text_atomic(reports / "per_image.csv", per_image.to_csv(index=False))
+    fid = compute_fid(params, jobs, weights, cache)
+    files.write_json_atomic(reports / "fid.json", fid)
+    measured = tables.build_tables(per_image, fid, reports / "tables")
+    files.write_json_atomic(reports / "metrics.json", measured)
+    return measured
