@@ -1,0 +1,300 @@
+"""`fgi inpaint` on real files: any image mode and size, exact known pixels, folders, errors, MLflow URIs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw, ImageOps
+
+from fgi.config import load_params, to_dict
+from fgi.errors import UserError, exits_cleanly
+from fgi.inpaint import hole_mask, inpaint_image, inpaint_paths, register
+from fgi.models.ours import ForegroundGuidedGenerator
+from fgi.predict import load_generator
+
+MICRO = Path(__file__).parent / "micro_params.yaml"
+SIZE = 32
+
+
+@pytest.fixture
+def checkpoint(tmp_path) -> Path:
+    """A random-init `ours` generator at 32², saved the way the train stage writes model.pt."""
+    cfg = to_dict(load_params(MICRO).models.ours)
+    torch.manual_seed(0)
+    generator = ForegroundGuidedGenerator(SIZE, cfg["width"])
+    folder = tmp_path / "models" / "ours"
+    folder.mkdir(parents=True)
+    torch.save({"model": "ours", "step": 0, "size": SIZE, "cfg": cfg, "generator": generator.state_dict(),
+                "params": {}, "weights_provenance": "random-init (offline)"}, folder / "model.pt")
+    return folder
+
+
+@pytest.fixture
+def generator(checkpoint):
+    return load_generator(checkpoint)[1]
+
+
+def photo(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """uint8 (H, W, 3): a smooth colour gradient plus noise, like a photo."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    smooth = np.stack([x / width * 200, y / height * 200, (x + y) / (width + height) * 100 + 60], -1)
+    return (smooth + rng.normal(0, 12, smooth.shape)).clip(0, 255).astype(np.uint8)
+
+
+def constant(value: float):
+    """A stand-in generator predicting one grey everywhere; it records what it was given."""
+    seen = []
+
+    def predict(masked_image, hole):
+        seen.append((masked_image.clone(), hole.clone()))
+        return torch.full_like(masked_image, value)
+
+    predict.seen = seen
+    return predict
+
+
+def never_called(masked_image, hole):
+    raise AssertionError("the model ran on an empty mask")
+
+
+def centre_hole(height: int, width: int) -> np.ndarray:
+    hole = np.zeros((height, width), bool)
+    hole[height // 4: height // 2, width // 3: 2 * width // 3] = True
+    return hole
+
+
+def test_portrait_jpeg_keeps_every_known_pixel(tmp_path, generator):
+    Image.fromarray(photo(600, 800)).save(tmp_path / "face.jpg", quality=90)
+    drawn = Image.new("L", (600, 800), 0)
+    pen = ImageDraw.Draw(drawn)
+    pen.line([(50, 100), (550, 300)], fill=255, width=25)
+    pen.line([(300, 400), (320, 780)], fill=255, width=15)
+    pen.ellipse([(100, 500), (220, 640)], fill=255)
+    drawn.save(tmp_path / "mask.png")
+
+    [written] = inpaint_paths(generator, SIZE, tmp_path / "face.jpg", tmp_path / "mask.png", tmp_path / "out.png")
+
+    out = Image.open(written)
+    assert written == tmp_path / "out.png" and out.mode == "RGB" and out.size == (600, 800)
+    out, decoded = np.asarray(out), np.asarray(Image.open(tmp_path / "face.jpg").convert("RGB"))
+    hole = np.asarray(drawn) >= 128
+    np.testing.assert_array_equal(out[~hole], decoded[~hole])
+    assert (out[hole] != decoded[hole]).any(axis=-1).mean() > 0.5
+
+
+def test_hole_gets_the_resized_prediction_and_the_model_sees_no_hole_content(tmp_path):
+    image = photo(90, 60)
+    hole = np.zeros((60, 90), bool)
+    hole[10:50, 20:40] = True
+    hole[:, 70] = True  # a one-pixel stroke, 1/3 of an S-pixel wide at 32²
+    model = constant(-0.5)  # (-0.5 + 1) * 127.5 = 63.75 -> 64
+
+    out = np.asarray(inpaint_image(model, SIZE, Image.fromarray(image), hole))
+
+    assert (out[hole] == 64).all()
+    np.testing.assert_array_equal(out[~hole], image[~hole])
+    [(masked, small_hole)] = model.seen
+    assert masked.shape == (1, 3, SIZE, SIZE) and small_hole.shape == (1, 1, SIZE, SIZE)
+    assert set(small_hole.unique().tolist()) == {0.0, 1.0}
+    assert small_hole[0, 0, :, 70 * SIZE // 90].all()  # the thin stroke survives the downscale
+    assert (masked[small_hole.expand_as(masked) == 1] == 0).all()
+
+
+def test_what_is_under_the_hole_does_not_reach_the_model():
+    image = np.full((64, 96, 3), 100, np.uint8)
+    hole = np.zeros((64, 96), bool)
+    hole[20:40, 30:57] = True  # edges off the 3-pixel grid of 96 -> 32, between S-pixels
+    image[hole] = 250  # the object the user wants gone
+    model = constant(0.0)
+
+    inpaint_image(model, SIZE, Image.fromarray(image), hole)
+
+    [(masked, small_hole)] = model.seen
+    known = masked[small_hole.expand_as(masked) == 0]
+    torch.testing.assert_close(known, torch.full_like(known, 100 / 127.5 - 1))
+
+
+def test_any_image_mode_keeps_its_known_pixels_in_8_bit_rgb(tmp_path, generator):
+    height, width = 30, 40
+    rgb = photo(width, height, seed=1)
+    grey16 = (np.arange(height * width, dtype=np.uint16).reshape(height, width) * 53)
+    palette = np.array([[255, 0, 0], [0, 128, 255], [20, 200, 20], [9, 9, 9]], np.uint8)
+    indices = (np.arange(height * width).reshape(height, width) % 4).astype(np.uint8)
+    indexed = Image.fromarray(indices, "P")
+    indexed.putpalette(palette.ravel().tolist())
+    alpha = np.full((height, width, 1), 77, np.uint8)
+    cases = {  # image -> its 8-bit RGB by hand
+        "rgba": (Image.fromarray(np.concatenate([rgb, alpha], -1), "RGBA"), rgb),
+        "grey": (Image.fromarray(rgb[..., 0], "L"), np.repeat(rgb[..., :1], 3, -1)),
+        "grey16": (Image.fromarray(grey16), np.repeat(np.round(grey16 / 257).astype(np.uint8)[..., None], 3, -1)),
+        "palette": (indexed, palette[indices]),
+    }
+    hole = centre_hole(height, width)
+    Image.fromarray(hole).save(tmp_path / "mask.png")
+    for name, (image, expected) in cases.items():
+        image.save(tmp_path / f"{name}.png")
+        assert Image.open(tmp_path / f"{name}.png").mode == {"grey16": "I;16"}.get(name, image.mode)
+        inpaint_paths(generator, SIZE, tmp_path / f"{name}.png", tmp_path / "mask.png", tmp_path / "out")
+        out = np.asarray(Image.open(tmp_path / "out" / f"{name}.png"))
+        assert out.shape == (height, width, 3), name
+        np.testing.assert_array_equal(out[~hole], expected[~hole], err_msg=name)
+
+
+def test_exif_orientation_is_honoured(tmp_path, generator):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: shown rotated by 90°
+    Image.fromarray(photo(40, 20)).save(tmp_path / "side.jpg", exif=exif)
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "side.jpg")).convert("RGB"))
+    assert upright.shape == (40, 20, 3)
+    hole = centre_hole(40, 20)
+
+    out = np.asarray(inpaint_image(generator, SIZE, Image.open(tmp_path / "side.jpg"), hole))
+
+    assert out.shape == (40, 20, 3)
+    np.testing.assert_array_equal(out[~hole], upright[~hole])
+
+
+def test_mask_reading_rules():
+    grey = np.array([[0, 127], [128, 255]], np.uint8)
+    np.testing.assert_array_equal(hole_mask(Image.fromarray(grey)), [[False, False], [True, True]])
+    colour = np.zeros((2, 2, 3), np.uint8)
+    colour[1, 1] = 255  # white: hole; pure red has luminance 76: not a hole
+    colour[0, 1] = [255, 0, 0]
+    np.testing.assert_array_equal(hole_mask(Image.fromarray(colour)), [[False, False], [False, True]])
+    strokes = np.zeros((2, 2, 4), np.uint8)  # black paint on a transparent layer: alpha is the mask
+    strokes[0, 0, 3] = strokes[1, 0, 3] = 255
+    np.testing.assert_array_equal(hole_mask(Image.fromarray(strokes, "RGBA")), [[True, False], [True, False]])
+    opaque_black = np.zeros((2, 2, 4), np.uint8)
+    opaque_black[..., 3] = 255
+    assert not hole_mask(Image.fromarray(opaque_black, "RGBA")).any()
+    np.testing.assert_array_equal(hole_mask(np.array([[0, 255], [1, 0]], np.uint8)), [[False, True], [True, False]])
+
+
+def test_empty_mask_returns_the_input_without_running_the_model(tmp_path):
+    image = photo(50, 70)
+    for empty in (np.zeros((70, 50), bool), Image.new("L", (50, 70), 0)):
+        out = inpaint_image(never_called, SIZE, Image.fromarray(image), empty)
+        assert out.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(out), image)
+
+
+def test_mask_of_another_size_needs_resize_mask(tmp_path):
+    image = photo(20, 16)
+    small = np.zeros((8, 10), bool)
+    small[2:5, 3:7] = True
+    with pytest.raises(UserError, match=r"mask is 10x8 but the image is 20x16.*--resize-mask"):
+        inpaint_image(constant(-0.5), SIZE, Image.fromarray(image), small)
+
+    out = np.asarray(inpaint_image(constant(-0.5), SIZE, Image.fromarray(image), small, resize_mask=True))
+
+    stretched = small.repeat(2, axis=0).repeat(2, axis=1)  # nearest neighbour at exactly 2x
+    assert (out[stretched] == 64).all()
+    np.testing.assert_array_equal(out[~stretched], image[~stretched])
+
+
+def test_folders_pair_by_name(tmp_path, generator):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for i, name in enumerate(["face1", "face2"]):
+        Image.fromarray(photo(36 + 8 * i, 44, seed=i)).save(tmp_path / "images" / f"{name}.jpg")
+        Image.fromarray(centre_hole(44, 36 + 8 * i)).save(tmp_path / "masks" / f"{name}.png")
+
+    written = inpaint_paths(generator, SIZE, tmp_path / "images", tmp_path / "masks", tmp_path / "out", batch_size=2)
+
+    assert written == [tmp_path / "out" / "face1.png", tmp_path / "out" / "face2.png"]
+    for i, path in enumerate(written):
+        out = np.asarray(Image.open(path))
+        decoded = np.asarray(Image.open(tmp_path / "images" / f"{path.stem}.jpg").convert("RGB"))
+        hole = centre_hole(44, 36 + 8 * i)
+        np.testing.assert_array_equal(out[~hole], decoded[~hole])
+
+    Image.fromarray(photo(36, 44)).save(tmp_path / "images" / "stranger.png")
+    with pytest.raises(UserError, match="stranger.png"):
+        inpaint_paths(generator, SIZE, tmp_path / "images", tmp_path / "masks", tmp_path / "out")
+
+
+def test_one_mask_file_serves_a_folder(tmp_path):
+    (tmp_path / "images").mkdir()
+    for name in ("a", "b", "c"):
+        Image.fromarray(photo(24, 24, seed=ord(name))).save(tmp_path / "images" / f"{name}.png")
+    Image.fromarray(centre_hole(12, 12)).save(tmp_path / "mask.png")
+    with pytest.raises(UserError, match=r"mask.png \(mask of .*a.png\): mask is 12x12 .* 24x24.*--resize-mask"):
+        inpaint_paths(constant(-0.5), SIZE, tmp_path / "images", tmp_path / "mask.png", tmp_path / "out")
+
+    written = inpaint_paths(constant(-0.5), SIZE, tmp_path / "images", tmp_path / "mask.png", tmp_path / "out",
+                            resize_mask=True, batch_size=2)
+
+    assert [path.name for path in written] == ["a.png", "b.png", "c.png"]
+    hole = centre_hole(12, 12).repeat(2, axis=0).repeat(2, axis=1)
+    for path in written:
+        assert (np.asarray(Image.open(path))[hole] == 64).all()
+
+
+def test_bad_files_are_user_errors(tmp_path, generator):
+    Image.fromarray(centre_hole(20, 20)).save(tmp_path / "mask.png")
+    with pytest.raises(UserError, match="nowhere.png.*not found"):
+        inpaint_paths(generator, SIZE, tmp_path / "nowhere.png", tmp_path / "mask.png", tmp_path / "out.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(UserError, match="broken.png.*cannot decode"):
+        inpaint_paths(generator, SIZE, tmp_path / "broken.png", tmp_path / "mask.png", tmp_path / "out.png")
+    with pytest.raises(UserError, match="overwrite the input"):
+        inpaint_paths(generator, SIZE, tmp_path / "mask.png", tmp_path / "mask.png", tmp_path)
+    with pytest.raises(UserError, match="no trained model"):
+        load_generator(tmp_path / "models" / "none")
+
+
+def cli(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    return parser.parse_args(["inpaint", *argv])
+
+
+def test_cli_writes_the_output_and_exits_2_on_a_user_error(tmp_path, checkpoint):
+    Image.fromarray(photo(30, 30)).save(tmp_path / "face.png")
+    Image.fromarray(centre_hole(30, 30)).save(tmp_path / "mask.png")
+    files = ["--image", str(tmp_path / "face.png"), "--mask", str(tmp_path / "mask.png")]
+
+    args = cli("--checkpoint", str(checkpoint), *files, "--out", str(tmp_path / "out.jpg"))
+    assert exits_cleanly(args.run)(args) == 0
+    assert Image.open(tmp_path / "out.jpg").format == "JPEG"
+
+    args.model_uri = "runs:/0123456789abcdef/generator"
+    with pytest.raises(UserError, match="exactly one of --checkpoint"):
+        args.run(args)
+    for argv in (["--checkpoint", str(tmp_path / "missing")], []):
+        args = cli(*argv, *files, "--out", str(tmp_path / "never.png"))
+        with pytest.raises(SystemExit) as exit_info:
+            exits_cleanly(args.run)(args)
+        assert exit_info.value.code == 2
+    assert not (tmp_path / "never.png").exists()
+
+
+def test_model_uri_from_mlflow(tmp_path, mlflow_db, generator):
+    import mlflow
+    import mlflow.pytorch
+
+    # Artifacts go under tmp_path: the Default experiment's root is ./mlruns, in the checkout.
+    experiment = mlflow.create_experiment("inpaint", artifact_location=(tmp_path / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:
+        mlflow.log_param("data.size", SIZE)
+        mlflow.pytorch.log_model(generator, name="generator", serialization_format="pickle",
+                                 pip_requirements=["torch"])
+    Image.fromarray(photo(40, 50)).save(tmp_path / "face.png")
+    hole = centre_hole(50, 40)
+    Image.fromarray(hole).save(tmp_path / "mask.png")
+
+    args = cli("--model-uri", f"runs:/{run.info.run_id}/generator", "--image", str(tmp_path / "face.png"),
+               "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "out.png"))
+    assert args.run(args) == 0
+
+    direct = inpaint_image(generator, SIZE, Image.open(tmp_path / "face.png"), hole)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), np.asarray(direct))
+    args = cli("--model-uri", "runs:/0123456789abcdef/generator", "--image", str(tmp_path / "face.png"),
+               "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "never.png"))
+    with pytest.raises(UserError, match="cannot load the MLflow model"):
+        args.run(args)
