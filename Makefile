@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: setup repro test ui bench lock
+.PHONY: setup repro test ui bench lock browser
 
 setup: $(STAMP)
 
@@ -21,8 +21,16 @@ $(STAMP): requirements.lock pyproject.toml
 repro: setup
 	dvc repro
 
-test: setup
+test: setup browser
 	python -m pytest
+
+# The report's browser test needs Debian's chromium; without root or a
+# registry it cannot be installed and that one test is skipped, saying why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the report's browser test"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
+	  || echo "chromium could not be installed: the browser test will be skipped"; }
 
 ui: setup
 	fgi ui
