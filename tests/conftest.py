@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,13 @@ def _isolated_mlflow_state():
     yield
     if "mlflow" in sys.modules:
         _reset_mlflow()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for servers the tests start or expect to be absent)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def working_tree_files(root: Path = REPO) -> list[str]:

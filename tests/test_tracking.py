@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import warnings
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import free_port
 from fgi import tracking
 
 matplotlib.use("Agg")
@@ -83,12 +83,6 @@ def test_a_failing_body_marks_the_run_failed(mlflow_db):
         with tracking.Run("fgi-test"):
             raise RuntimeError("training crashed")
     assert mlflow.search_runs(experiment_names=["fgi-test"]).iloc[0]["status"] == "FAILED"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_unreachable_server_only_warns_once(monkeypatch):

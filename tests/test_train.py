@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import MICRO_PARAMS, REPO
+from conftest import MICRO_PARAMS, REPO, free_port
 from fgi.config import load_params
 from fgi.train import Paths, TrainingDiverged, load_checkpoint, train
 
@@ -104,12 +103,6 @@ def test_training_is_deterministic_on_the_cpu(workdir):
     second = train(params, "gc", paths_in(workdir, "b"))
     for a, b in zip(first.generator.parameters(), second.generator.parameters()):
         assert torch.equal(a, b)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _ddp_rank(rank: int, world: int, port: int, folder: str) -> None:
