@@ -135,6 +135,14 @@ def unwrap(module: torch.nn.Module) -> torch.nn.Module:
     return getattr(module, "_orig_mod", module)  # torch.compile's OptimizedModule
 
 
+def save_atomic(obj: dict, path: Path) -> None:
+    """torch.save through a buffer: a file's archive records carry its (temporary, random)
+    name, which would make identical checkpoints differ byte for byte."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    files.write_bytes_atomic(path, buffer.getvalue())
+
+
 def save_checkpoint(path: Path, objective: Objective, step: int, epoch: int, params: Params,
                     key: str, history: dict) -> None:
     checkpoint = {
@@ -143,8 +151,7 @@ def save_checkpoint(path: Path, objective: Objective, step: int, epoch: int, par
         "optimizers": {k: opt.state_dict() for k, opt in objective.optimizers.items()},
         "rng": rng_state(), "params": to_dict(params), "history": history,
     }
-    with files.atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+    save_atomic(checkpoint, path)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -314,8 +321,7 @@ def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run |
         final = {"model": name, "step": step, "size": params.data.size, "cfg": to_dict(cfg),
                  "generator": generator.state_dict(), "params": to_dict(params),
                  "weights_provenance": provenance_tag(paths.weights)}
-        with files.atomic_path(out / "model.pt") as tmp:
-            torch.save(final, tmp)
+        save_atomic(final, out / "model.pt")
         write_curves(out, history)
         files.save_png(out / "samples.png", grid)
         run.log_metrics({"final/psnr_hole": history["val"][-1]["psnr_hole"]}, step=step)

@@ -103,6 +103,9 @@ def test_training_is_deterministic_on_the_cpu(workdir):
     second = train(params, "gc", paths_in(workdir, "b"))
     for a, b in zip(first.generator.parameters(), second.generator.parameters()):
         assert torch.equal(a, b)
+    model = Path("models") / "gc" / "model.pt"
+    assert (workdir / "a" / model).read_bytes() == (workdir / "b" / model).read_bytes(), \
+        "the same run writes the same bytes, so DVC sees no change"
 
 
 def _ddp_rank(rank: int, world: int, port: int, folder: str) -> None:
