@@ -1,0 +1,69 @@
+"""`python -m benchmarks [names] [--quick]`: run benchmarks, write reports/bench.md, print a summary.
+
+    python -m benchmarks                      # prepare evaluate inference training (`make bench`)
+    python -m benchmarks prepare evaluate     # a subset; the other sections of bench.md are kept
+    python -m benchmarks --quick              # small counts, for a smoke run
+    python -m benchmarks e2e                  # `make repro` and `make test` in a fresh clone (slow)
+    python -m benchmarks.gpu_train            # on a CUDA machine only
+
+Exit status 0 when every benchmark ran (a missed target is reported, not an
+error); 1 when one failed, e.g. evaluate's numbers differ from its reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from benchmarks.common import CHECK_HEADERS, REPORT, check_rows, machine, say, table, write_report
+
+DEFAULT = ("prepare", "evaluate", "inference", "training")
+AVAILABLE = DEFAULT + ("e2e",)
+QUICK_NOTE = "**Quick run (`--quick`, small counts): a smoke test, not a measurement.**"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="*", metavar="name",
+                        help=f"benchmarks to run: {', '.join(AVAILABLE)} (default: {' '.join(DEFAULT)})")
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run, not a measurement")
+    parser.add_argument("--out", type=Path, default=REPORT, help=f"the Markdown report (default {REPORT})")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.names if name not in AVAILABLE]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(AVAILABLE)}"
+                     + ("; gpu_train runs as `python -m benchmarks.gpu_train`" if "gpu_train" in unknown else ""))
+    names = [name for name in AVAILABLE if name in (args.names or DEFAULT)]
+
+    os.environ.setdefault("CI", "1")  # the stages' tqdm bars would interleave with our lines
+    say(f"benchmarks: {' '.join(names)}{' (quick)' if args.quick else ''} on {machine()}")
+    sections, failed = [], []
+    for name in names:
+        module = importlib.import_module(f"benchmarks.{name}")
+        try:
+            section = module.run(quick=args.quick)
+        except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others' numbers
+            traceback.print_exc()
+            failed.append(name)
+            continue
+        if args.quick:
+            section.body = f"{QUICK_NOTE}\n\n{section.body}"
+        sections.append(section)
+        write_report(args.out, [section])  # after each one, so an interrupted run keeps what it measured
+        say(f"\n{table(CHECK_HEADERS, check_rows(section.checks))}\n")
+
+    rows = [row for section in sections for row in check_rows(section.checks, section.name)]
+    if rows:
+        say("summary:\n" + table(["benchmark"] + CHECK_HEADERS, rows))
+    say(f"wrote {args.out}" if sections else "nothing measured")
+    if failed:
+        say(f"FAILED: {', '.join(failed)} (traceback above)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
