@@ -158,6 +158,10 @@ class CpuMeter:
         self.others = None if busy is None or self.busy is None else max(
             0.0, (busy - self.busy - (_own_seconds() - self.own)) / max(self.wall, 1e-9))
 
+    def brief(self) -> str:
+        others = "" if self.others is None else f", other processes {self.others:.2f} cores"
+        return f"load {self.load_start:.2f} → {self.load_end:.2f}{others}"
+
     def describe(self) -> str:
         others = "" if self.others is None else (
             f"; other processes kept {self.others:.2f} of the {cores()} cores busy on average")

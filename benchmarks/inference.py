@@ -155,6 +155,7 @@ def experiments(generator: nn.Module, inputs: tuple, repeats: int, compile_too: 
         ]
     # torch's own note that oneDNN's TF32 needs an Intel GPU, raised by mkldnn.flags(): not ours to act on.
     warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+    warnings.filterwarnings("ignore", message="dynamo_pgo force disabled")  # we disable caches on purpose
     rows, baseline = [], None
     for label, build in variants:
         start = time.perf_counter()
