@@ -38,8 +38,19 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.common import (Check, CpuMeter, Section, fmt, latencies, matmul_peak, median, paper_params, say,
-                               table, timed)
+from benchmarks.common import (
+    Check,
+    CpuMeter,
+    Section,
+    fmt,
+    latencies,
+    matmul_peak,
+    median,
+    paper_params,
+    say,
+    table,
+    timed,
+)
 from fgi.config import to_dict
 from fgi.data.dataset import image_tensor
 from fgi.data.doodles import render_doodle

@@ -2,9 +2,10 @@
 
 ours       `fgi.objectives.make_objective(name, cfg, 256, vgg=...)` with the paper
            profile's model sections (configs/paper.yaml: width 1.0, its losses and
-           optimisers) and a seeded random VGG16 (as offline), `Objective.step` on a
-           batch of 5: one warm-up step, counted by `FlopCounterMode` (forward and
-           backward of every network, 2 FLOPs per multiply-accumulate), then timed steps.
+           optimisers), a seeded random VGG16 (as offline) and deterministic
+           algorithms (as `fgi.train` on the CPU); `Objective.step` on a batch of 5:
+           one warm-up step, counted by `FlopCounterMode` (forward and backward of
+           every network, 2 FLOPs per multiply-accumulate), then timed steps.
 reference  a 2048×2048 float32 matmul in the parent process of the same run: the
            achieved GFLOP/s of a training step is reported as a share of it.
 
@@ -59,6 +60,7 @@ def child(name: str, steps: int, batch: int, size: int) -> dict:
 
     baseline = _memory_gib("VmRSS")
     torch.manual_seed(0)
+    torch.use_deterministic_algorithms(True, warn_only=True)  # as fgi.train runs on the CPU
     cfg = getattr(paper_params().models, name)
     layers = getattr(cfg, "vgg_layers", ("pool1",))
     objective = make_objective(name, cfg, size, vgg=lambda: VGG16Features(layers, weights=None, seed=0))
