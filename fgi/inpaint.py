@@ -36,7 +36,8 @@ from PIL import Image, ImageOps
 from fgi import files
 from fgi.data.dataset import image_tensor, to_uint8
 from fgi.errors import UserError
-from fgi.predict import device, load_generator
+from fgi.predict import (PRECISIONS, device, for_inference, inference_autocast, load_generator,
+                         resolve_precision)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -94,8 +95,12 @@ def _device_of(generator) -> torch.device:
 # ---------------------------------------------------------------- inpainting
 
 def inpaint_batch(generator, size: int, images: list[Image.Image], masks: list, resize_mask: bool = False,
-                  names: list[str] | None = None) -> list[Image.Image]:
-    """Fill each image's hole with one forward pass over all that have one; RGB images back."""
+                  names: list[str] | None = None, precision: str = "auto") -> list[Image.Image]:
+    """Fill each image's hole with one forward pass over all that have one; RGB images back.
+
+    `precision` (auto, float32, bfloat16) is the generator's compute precision, see
+    `fgi.predict.for_inference`; the composite is made in float32 either way.
+    """
     names = names or [f"image {i}" for i in range(len(images))]
     pixels = [rgb8(image) for image in images]  # each uint8 (H, W, 3)
     holes = [_fit_mask(hole_mask(mask), rgb.shape[:2], resize_mask, name)
@@ -116,10 +121,15 @@ def inpaint_batch(generator, size: int, images: list[Image.Image], masks: list, 
         hole = torch.from_numpy(holes[i]).float()[None, None]  # (1, 1, H, W)
         small_holes.append(F.adaptive_max_pool2d(hole, size)[0])  # (1, S, S): any hole pixel under it
     where = _device_of(generator)
+    precision = resolve_precision(precision, where)
+    layout = torch.channels_last if precision == "bfloat16" else torch.contiguous_format
     image = torch.stack(small_images).to(where)  # (N, 3, S, S)
     hole = torch.stack(small_holes).to(where)  # (N, 1, S, S)
     with torch.no_grad():
-        prediction = generator(image * (1 - hole), hole).float()  # (N, 3, S, S)
+        with inference_autocast(precision, where):
+            prediction = generator((image * (1 - hole)).contiguous(memory_format=layout),
+                                   hole.contiguous(memory_format=layout))
+        prediction = prediction.float().contiguous()  # (N, 3, S, S)
         for row, i in enumerate(todo):
             height, width = holes[i].shape
             full = F.interpolate(prediction[row:row + 1], size=(height, width), mode="bicubic",
@@ -130,9 +140,9 @@ def inpaint_batch(generator, size: int, images: list[Image.Image], masks: list, 
 
 
 def inpaint_image(generator, size: int, image: Image.Image, mask: Image.Image | np.ndarray,
-                  resize_mask: bool = False) -> Image.Image:
+                  resize_mask: bool = False, precision: str = "auto") -> Image.Image:
     """The image (RGB, original size) with its hole filled by `generator` working at size x size."""
-    return inpaint_batch(generator, size, [image], [mask], resize_mask)[0]
+    return inpaint_batch(generator, size, [image], [mask], resize_mask, precision=precision)[0]
 
 
 def open_image(path: Path) -> Image.Image:
@@ -205,7 +215,7 @@ def save_image(image: Image.Image, path: Path, image_format: str) -> None:
 
 
 def inpaint_paths(generator, size: int, image: Path, mask: Path, out: Path, resize_mask: bool = False,
-                  batch_size: int = 8) -> list[Path]:
+                  batch_size: int = 8, precision: str = "auto") -> list[Path]:
     """Inpaint a file or a folder (masks paired by file stem); return the files written."""
     image, mask, out = Path(image), Path(mask), Path(out)
     if batch_size < 1:
@@ -215,7 +225,7 @@ def inpaint_paths(generator, size: int, image: Path, mask: Path, out: Path, resi
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start:start + batch_size]
         filled = inpaint_batch(generator, size, [open_image(p) for p, _ in chunk], [open_image(m) for _, m in chunk],
-                               resize_mask, names=[f"{m} (mask of {p})" for p, m in chunk])
+                               resize_mask, names=[f"{m} (mask of {p})" for p, m in chunk], precision=precision)
         for result, (path, image_format) in zip(filled, targets[start:start + batch_size]):
             save_image(result, path, image_format)
     return [path for path, _ in targets]
@@ -249,9 +259,10 @@ def run(args: argparse.Namespace) -> int:
         _, generator, size = load_generator(Path(args.checkpoint), where)
     else:
         generator, size = load_mlflow_generator(args.model_uri, args.size, where)
+    precision = for_inference(generator, args.precision, where)
     written = inpaint_paths(generator, size, Path(args.image), Path(args.mask), Path(args.out),
-                            resize_mask=args.resize_mask, batch_size=args.batch_size)
-    print(f"wrote {len(written)} image{'s' * (len(written) != 1)} ({where.type}, model at {size}x{size})"
+                            resize_mask=args.resize_mask, batch_size=args.batch_size, precision=precision)
+    print(f"wrote {len(written)} image{'s' * (len(written) != 1)} ({where.type}, {precision}, model at {size}x{size})"
           + (f": {written[0]}" if len(written) == 1 else f" to {args.out}"))
     return 0
 
@@ -270,5 +281,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="an output .png/.jpg, or a folder (PNGs named like the images)")
     parser.add_argument("--resize-mask", action="store_true", help="scale a mask of another size to the image's")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per forward pass (default 8)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="the model's compute precision: auto (default) is bfloat16 where the CPU or GPU runs it "
+                             "natively (AVX512-BF16/AMX, sm80+), else float32; float32 for bit-stable outputs")
     parser.set_defaults(run=run)
     return parser

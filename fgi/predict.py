@@ -27,6 +27,48 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def bfloat16_is_native(where: torch.device) -> bool:
+    """Whether `where` computes bfloat16 convolutions in hardware (CUDA sm80+, or a CPU with
+    AVX512-BF16/AMX that oneDNN uses); elsewhere bfloat16 is emulated and slower than float32."""
+    if where.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        return False
+
+
+def resolve_precision(precision: str, where: torch.device) -> str:
+    """The precision to run at, float32 or bfloat16: `auto` is bfloat16 where it is native."""
+    if precision not in PRECISIONS:
+        raise UserError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bfloat16" if bfloat16_is_native(where) else "float32"
+    return precision
+
+
+def for_inference(generator: nn.Module, precision: str, where: torch.device) -> str:
+    """Ready `generator` (in place) for `inference_autocast(precision)`; returns the resolved precision.
+
+    bfloat16 runs under autocast, the path the models are trained with on a GPU: weights stay
+    float32, convolutions run in bfloat16, and what must stay exact (partial convolution's mask
+    counts, softmax) stays float32. oneDNN's bfloat16 kernels want channels_last weights and
+    inputs; measured on ours at 256²: 0.45 s float32 -> 0.10 s (benchmarks/inference.py).
+    """
+    precision = resolve_precision(precision, where)
+    if precision == "bfloat16":
+        generator.to(memory_format=torch.channels_last)
+    return precision
+
+
+def inference_autocast(precision: str, where: torch.device):
+    """The autocast context for a resolved precision (disabled for float32)."""
+    return torch.autocast(where.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+
+
 def load_generator(path: Path, map_location: torch.device | str = "cpu") -> tuple[str, nn.Module, int]:
     """(model name, generator in eval mode, working size) from a `model.pt` the train stage wrote."""
     path = Path(path)

@@ -12,9 +12,10 @@ from PIL import Image, ImageDraw, ImageOps
 
 from fgi.config import load_params, to_dict
 from fgi.errors import UserError, exits_cleanly
-from fgi.inpaint import hole_mask, inpaint_image, inpaint_paths, register
+from fgi.inpaint import hole_mask, inpaint_batch, inpaint_image, inpaint_paths, register
 from fgi.models.ours import ForegroundGuidedGenerator
-from fgi.predict import load_generator
+from fgi.data.dataset import PairSet, to_uint8
+from fgi.predict import bfloat16_is_native, for_inference, load_generator, resolve_precision
 
 MICRO = Path(__file__).parent / "micro_params.yaml"
 SIZE = 32
@@ -289,12 +290,38 @@ def test_model_uri_from_mlflow(tmp_path, mlflow_db, generator):
     Image.fromarray(hole).save(tmp_path / "mask.png")
 
     args = cli("--model-uri", f"runs:/{run.info.run_id}/generator", "--image", str(tmp_path / "face.png"),
-               "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "out.png"))
+               "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "out.png"), "--precision", "float32")
     assert args.run(args) == 0
 
-    direct = inpaint_image(generator, SIZE, Image.open(tmp_path / "face.png"), hole)
+    direct = inpaint_image(generator, SIZE, Image.open(tmp_path / "face.png"), hole, precision="float32")
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), np.asarray(direct))
     args = cli("--model-uri", "runs:/0123456789abcdef/generator", "--image", str(tmp_path / "face.png"),
                "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "never.png"))
     with pytest.raises(UserError, match="cannot load the MLflow model"):
         args.run(args)
+
+
+@pytest.mark.parametrize("name", ["ours", "ce", "pconv", "gc"])
+def test_bfloat16_inference_stays_within_a_few_levels_of_float32(micro_pipeline, name):
+    """The fast path `fgi inpaint` takes by default where bfloat16 is native, on the trained micro checkpoints."""
+    pairs = PairSet(micro_pipeline / "data" / "prepared", micro_pipeline / "data" / "foreground",
+                    micro_pipeline / "data" / "holes")
+    images, holes = zip(*[(Image.fromarray(to_uint8(image[None])[0]), hole[0].numpy() > 0.5)
+                          for image, hole, _, _ in (pairs[i] for i in range(len(pairs)))])
+    _, generator, size = load_generator(micro_pipeline / "models" / name)
+    exact = [np.asarray(out, np.int16) for out in inpaint_batch(generator, size, images, holes, precision="float32")]
+    assert for_inference(generator, "bfloat16", torch.device("cpu")) == "bfloat16"
+    assert all(p.dtype == torch.float32 for p in generator.parameters())  # autocast casts per op
+    fast = [np.asarray(out, np.int16) for out in inpaint_batch(generator, size, images, holes, precision="bfloat16")]
+    for hole, a, b in zip(holes, exact, fast):
+        np.testing.assert_array_equal(a[~hole], b[~hole])  # known pixels are the input's either way
+    delta = np.concatenate([np.abs(a - b)[hole].ravel() for hole, a, b in zip(holes, exact, fast)])
+    assert delta.mean() < 1.0 and delta.max() <= 8, (delta.mean(), delta.max())
+
+
+def test_auto_precision_follows_the_hardware():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bfloat16" if bfloat16_is_native(cpu) else "float32")
+    assert resolve_precision("float32", cpu) == "float32"
+    with pytest.raises(UserError, match="precision 'half': choose one of auto, float32, bfloat16"):
+        resolve_precision("half", cpu)
