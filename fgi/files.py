@@ -69,12 +69,17 @@ def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
 # ---------------------------------------------------------------- images and masks
 
 
-def save_png(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write a uint8 (H, W) or (H, W, 3) array as a PNG."""
+def save_png(path: str | os.PathLike, array: np.ndarray, compress_level: int = 1) -> None:
+    """Write a uint8 (H, W) or (H, W, 3) array as a PNG.
+
+    zlib level 1, not Pillow's default 6: at 6 the encode was 90% of the prepare stage's time
+    and level 1 writes ~4x faster for files ~17% larger (benchmarks/prepare.py); the pixels are
+    the same either way.
+    """
     if array.dtype != np.uint8 or array.shape[2:] not in ((), (3,)) or array.ndim < 2:
         raise ValueError(f"save_png wants uint8 (H, W) or (H, W, 3), got {array.dtype} {array.shape}")
     with atomic_path(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
+        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG", compress_level=compress_level)
 
 
 def save_mask(path: str | os.PathLike, mask: np.ndarray) -> None:
