@@ -32,7 +32,7 @@ from fgi.data.foreground import foreground_mask
 from fgi.data.holes import hole_from_qd
 from fgi.data.prepare import image_name, prepare
 from fgi.data.synthetic import render_celebamask_hq
-from fgi.metrics import _SSIM_BORDER, _SSIM_SIGMA, METRIC_COLUMNS, REGIONS, per_image_table
+from fgi.metrics import SSIM_BORDER, SSIM_SIGMA, METRIC_COLUMNS, REGIONS, per_image_table
 
 NAME = "evaluate"
 TARGET_RATIO = 3.0
@@ -83,7 +83,7 @@ def reference_row(job: dict) -> list[float]:
     regions = {"full": np.ones(truth.shape[:2], dtype=bool),
                "foreground": _read(job["foreground"], "L") >= 128, "hole": _read(job["hole"], "L") >= 128}
     inside = np.zeros(truth.shape[:2], dtype=bool)
-    inside[_SSIM_BORDER:-_SSIM_BORDER, _SSIM_BORDER:-_SSIM_BORDER] = True
+    inside[SSIM_BORDER:-SSIM_BORDER, SSIM_BORDER:-SSIM_BORDER] = True
     row = []
     for name in REGIONS:
         region = regions[name]
@@ -96,7 +96,7 @@ def reference_row(job: dict) -> list[float]:
         with np.errstate(divide="ignore"):  # a perfect region: PSNR +inf, as in fgi.metrics
             psnr = peak_signal_noise_ratio(true_pixels, predicted_pixels, data_range=255)
         _, ssim_map = structural_similarity(truth, prediction, data_range=255, channel_axis=-1,
-                                            gaussian_weights=True, sigma=_SSIM_SIGMA,
+                                            gaussian_weights=True, sigma=SSIM_SIGMA,
                                             use_sample_covariance=False, full=True)  # (H, W, 3)
         counted = region & inside
         ssim = ssim_map.mean(axis=-1)[counted].mean() if counted.any() else float("nan")

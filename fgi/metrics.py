@@ -43,9 +43,9 @@ METRICS = ("mse", "mae", "psnr", "ssim")
 METRIC_COLUMNS = [f"{region}/{metric}" for region in REGIONS for metric in METRICS]
 JOB_COLUMNS = ["method", "image_id", "bin", "hole_ratio"]
 
-_SSIM_SIGMA = 1.5
+SSIM_SIGMA = 1.5
 # scikit-image's window radius for Gaussian weights: truncate 3.5 × sigma 1.5, rounded (= 5).
-_SSIM_BORDER = int(3.5 * _SSIM_SIGMA + 0.5)
+SSIM_BORDER = int(3.5 * SSIM_SIGMA + 0.5)
 
 
 def region_mse(prediction: np.ndarray, truth: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -79,11 +79,11 @@ def image_metrics(prediction: np.ndarray, truth: np.ndarray, regions: dict[str, 
     absolute = np.abs(diff).mean(axis=-1)  # (H, W)
     _, ssim_map = structural_similarity(
         truth, prediction, data_range=255, channel_axis=-1, gaussian_weights=True,
-        sigma=_SSIM_SIGMA, use_sample_covariance=False, full=True,
+        sigma=SSIM_SIGMA, use_sample_covariance=False, full=True,
     )  # (H, W, 3)
     ssim_map = ssim_map.mean(axis=-1)  # (H, W)
     inside = np.zeros(ssim_map.shape, dtype=bool)
-    inside[_SSIM_BORDER:-_SSIM_BORDER, _SSIM_BORDER:-_SSIM_BORDER] = True
+    inside[SSIM_BORDER:-SSIM_BORDER, SSIM_BORDER:-SSIM_BORDER] = True
 
     values = {}
     for name, region in regions.items():
