@@ -14,7 +14,8 @@ would `pip install -e .` from the clone into the shared venv and point its
 editable `fgi` at a folder deleted afterwards. Nothing in this checkout's
 `.venv` is written. `PYTHONPATH` names the clone, so every process (stages,
 the `fgi` and `dvc` console scripts, the tests' subprocesses) imports the
-clone's `fgi`.
+clone's `fgi`. After `make repro` the clone's `git status` says whether the run
+reproduced the committed `dvc.lock`, tables and metrics byte for byte.
 """
 
 from __future__ import annotations
@@ -90,6 +91,17 @@ def timed_make(target: str, clone: Path, log: Path) -> tuple[float, int, str]:
     return seconds, status, tail
 
 
+REPRODUCED = ("dvc.lock", "reports/tables", "reports/metrics.json", "reports/fid.json")
+
+
+def reproduction(clone: Path) -> str:
+    """Whether `make repro` left the committed outputs as they were, in words."""
+    changed = _git("status", "--porcelain", "--", *REPRODUCED, cwd=clone).splitlines()
+    if not changed:
+        return f"yes: {', '.join(f'`{path}`' for path in REPRODUCED)} are byte for byte the committed ones"
+    return "no: " + ", ".join(f"`{line[3:]}`" for line in changed) + " differ from the committed ones"
+
+
 def run(quick: bool = False) -> Section:
     repo = ROOT
     if not (repo / ".git").exists():
@@ -102,6 +114,9 @@ def run(quick: bool = False) -> Section:
         for target in ("repro", "test"):
             with CpuMeter() as meter:
                 seconds, status, tail = timed_make(target, clone, tmp / f"{target}.log")
+            if target == "repro":
+                reproduced = reproduction(clone) if status == 0 else "not checked: `make repro` failed"
+                say(f"e2e: reproduced the committed outputs: {reproduced}")
             found = re.findall(r"=+ (.*(?:passed|failed|error).*) =+", tail) if target == "test" else []
             ok = status == 0 and seconds <= TARGET_SECONDS
             checks.append(Check(f"`make {target}` wall time (fresh clone, venv reused)", seconds / 60, None, "min",
@@ -119,6 +134,7 @@ def run(quick: bool = False) -> Section:
          "computed). Load: the 1-minute load average at the start and end of each command, and the average "
          "number of cores other processes kept busy meanwhile."),
         table(["command", "minutes", "exit", "pytest summary", "machine load"], rows),
+        f"Did `make repro` reproduce the commit's results? {reproduced}.",
         *tails,
     ])
     return Section(NAME, "e2e: `make repro` (demo) and `make test`", body, checks)
