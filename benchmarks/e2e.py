@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from benchmarks.common import ROOT, Check, CpuMeter, Section, say, table
 
 NAME = "e2e"
@@ -94,12 +96,27 @@ def timed_make(target: str, clone: Path, log: Path) -> tuple[float, int, str]:
 REPRODUCED = ("dvc.lock", "reports/tables", "reports/metrics.json", "reports/fid.json")
 
 
+def _lock_outputs(text: str) -> dict[str, str]:
+    """{output path: md5} of every stage in a dvc.lock."""
+    stages = (yaml.safe_load(text) or {}).get("stages", {})
+    return {out["path"]: out.get("md5", "") for stage in stages.values() for out in stage.get("outs", [])}
+
+
 def reproduction(clone: Path) -> str:
     """Whether `make repro` left the committed outputs as they were, in words."""
-    changed = _git("status", "--porcelain", "--", *REPRODUCED, cwd=clone).splitlines()
+    changed = _git("diff", "--name-only", "--", *REPRODUCED, cwd=clone).splitlines()
     if not changed:
         return f"yes: {', '.join(f'`{path}`' for path in REPRODUCED)} are byte for byte the committed ones"
-    return "no: " + ", ".join(f"`{line[3:]}`" for line in changed) + " differ from the committed ones"
+    words = []
+    for path in changed:
+        if path == "dvc.lock":
+            committed = _lock_outputs(_git("show", "HEAD:dvc.lock", cwd=clone))
+            now = _lock_outputs((clone / "dvc.lock").read_text())
+            outs = sorted(out for out in now.keys() | committed.keys() if now.get(out) != committed.get(out))
+            words.append(f"`dvc.lock` (the hashes of {', '.join(f'`{out}`' for out in outs) or 'no output'})")
+        else:
+            words.append(f"`{path}`")
+    return "no: " + ", ".join(words) + " differ from the committed ones"
 
 
 def run(quick: bool = False) -> Section:
