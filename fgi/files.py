@@ -72,7 +72,7 @@ def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
 def save_png(path: str | os.PathLike, array: np.ndarray, compress_level: int = 1) -> None:
     """Write a uint8 (H, W) or (H, W, 3) array as a PNG.
 
-    zlib level 1, not Pillow's default 6: at 6 the encode was 90% of the prepare stage's time
+    zlib level 1, not Pillow's default 6: at 6 the encode was 70-90% of the prepare stage's time
     and level 1 writes ~4x faster for files ~17% larger (benchmarks/prepare.py); the pixels are
     the same either way.
     """
