@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
 from fgi.errors import UserError
-from fgi.models.contextual_attention import ContextualAttention
-from fgi.models.gc import GatedConv2d, GatedDeconv2d, GatedGenerator, SNPatchGAN, dilation_rates
+from fgi.models.contextual_attention import (ContextualAttention, align_corners_indices,
+                                            resize_nearest_align_corners, same_padding)
+from fgi.models.gc import GatedConv2d, GatedDeconv2d, GatedGenerator, SameConv2d, SNPatchGAN, dilation_rates
 
 
 def param_count(model: torch.nn.Module) -> int:
@@ -57,14 +58,101 @@ def test_gated_conv_same_padding_and_deconv_shapes():
     assert GatedDeconv2d(3, 4)(x).shape == (2, 4, 16, 24)
 
 
+def test_same_padding_matches_tensorflow():
+    # total = max((ceil(n/s) - 1)·s + (k - 1)·d + 1 - n, 0); TensorFlow puts the odd pixel after.
+    assert same_padding(256, 3, 2) == (0, 1)
+    assert same_padding(256, 5, 2) == (1, 2)
+    assert same_padding(255, 3, 2) == (1, 1)
+    assert same_padding(64, 3, 1) == (1, 1)
+    assert same_padding(64, 3, 1, dilation=4) == (4, 4)
+
+
+def test_strided_conv_pads_like_tensorflow_same_by_hand():
+    # 3x3 all-ones kernel, stride 2, on x[r, c] = 4r + c (4x4). TF 'SAME' pads
+    # 0 before and 1 after, so output (i, j) sums rows 2i..2i+2 and columns
+    # 2j..2j+2 of the input, row and column 4 being zeros:
+    #   (0, 0): rows 0-2, cols 0-2 → 4·3·(0+1+2) + 3·(0+1+2) = 45
+    #   (0, 1): rows 0-2, cols 2-3 → 4·2·(0+1+2) + 3·(2+3)   = 39
+    #   (1, 0): rows 2-3, cols 0-2 → 4·3·(2+3)   + 2·(0+1+2) = 66
+    #   (1, 1): rows 2-3, cols 2-3 → 4·2·(2+3)   + 2·(2+3)   = 50
+    # Symmetric padding would start at row/column -1: (0, 0) = 0+1+4+5 = 10.
+    conv = SameConv2d(1, 1, 3, stride=2)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        conv.bias.zero_()
+    x = torch.arange(16, dtype=torch.float32).view(1, 1, 4, 4)
+    out = conv(x)
+    assert out.flatten().tolist() == [45.0, 39.0, 66.0, 50.0]
+    assert F.conv2d(x, conv.weight, stride=2, padding=1).flatten()[0].item() == 10.0
+
+
+def test_gated_and_discriminator_strided_convs_pad_asymmetrically():
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 6, 6)
+
+    gated = GatedConv2d(4, 3, 3, stride=2, activation=None)
+    feature, gate = F.conv2d(F.pad(x, (0, 1, 0, 1)), gated.conv.weight, gated.conv.bias, stride=2).split(3, dim=1)
+    torch.testing.assert_close(gated(x), feature * torch.sigmoid(gate))
+    symmetric = F.conv2d(x, gated.conv.weight, gated.conv.bias, stride=2, padding=1)
+    assert not torch.allclose(gated.conv(x), symmetric)
+
+    critic = SNPatchGAN(32, width=0.25).eval()
+    first = critic.features[0]  # 5x5 stride 2 with spectral norm
+    with torch.no_grad():
+        weight = first.weight  # the normalised weight (eval mode: fixed power-iteration vectors)
+        reference = F.conv2d(F.pad(x, (1, 2, 1, 2)), weight, first.bias, stride=2)
+        torch.testing.assert_close(first(x), reference)
+        assert not torch.allclose(first(x), F.conv2d(x, weight, first.bias, stride=2, padding=2))
+
+    # Every strided conv in both networks pads this way; stride-1 ones keep their symmetric padding.
+    for model in (GatedGenerator(32, width=0.25), critic):
+        convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+        strided = [m for m in convs if m.stride[0] > 1]
+        assert strided and all(isinstance(m, SameConv2d) and m.padding == (0, 0) for m in strided)
+        for m in convs:
+            if m.stride[0] == 1:
+                assert m.padding[0] == m.dilation[0] * (m.kernel_size[0] - 1) // 2
+
+
+def test_align_corners_nearest_indices_by_hand():
+    # Source index round(i · (in - 1)/(out - 1)), halves rounded away from zero.
+    assert align_corners_indices(8, 4).tolist() == [0, 2, 5, 7]  # 0, 2.33, 4.67, 7
+    assert align_corners_indices(4, 3).tolist() == [0, 2, 3]  # 0, 1.5, 3 (TensorFlow's own test case)
+    assert align_corners_indices(6, 3).tolist() == [0, 3, 5]  # 0, 2.5, 5: torch.round would give 2
+    assert align_corners_indices(5, 1).tolist() == [0]
+    # PyTorch's nearest reads floor(i · in/out) instead: 8 → 4 reads 0, 2, 4, 6.
+    assert F.interpolate(torch.arange(8.0).view(1, 1, 8), size=4, mode="nearest").flatten().tolist() == [0, 2, 4, 6]
+
+
+def test_align_corners_nearest_resize_2d():
+    x = torch.arange(48, dtype=torch.float32).view(1, 1, 8, 6)  # x[r, c] = 6r + c
+    out = resize_nearest_align_corners(x.expand(2, 3, 8, 6), (4, 3))
+    # rows 0, 2, 5, 7 (8 → 4); columns 0, 3, 5 (6 → 3)
+    expected = torch.tensor([[0, 3, 5], [12, 15, 17], [30, 33, 35], [42, 45, 47]], dtype=torch.float32)
+    assert out.shape == (2, 3, 4, 3)
+    assert torch.equal(out, expected.expand(2, 3, 4, 3))
+
+
+def test_align_corners_nearest_doubling_equals_plain_nearest():
+    # The released gen_deconv upsamples ×2 with align_corners=True; GatedDeconv2d
+    # relies on that reading the same pixels as PyTorch's nearest mode.
+    x = torch.randn(1, 2, 5, 8)
+    torch.testing.assert_close(resize_nearest_align_corners(x, (10, 16)),
+                               F.interpolate(x, scale_factor=2, mode="nearest"), rtol=0, atol=0)
+
+
 # Contextual attention on a 32x32 feature map (16x16 for matching, rate 2).
 # The hole covers feature rows/cols 4..9 (low-res cells 2..4). The hole pixels
 # are pasted from foreground positions p = 1..5 (low-res), whose 3x3 windows
-# span feature 0..13; the region 16 pixels further down-right (low-res shift 8)
-# lies wholly in the known part.
+# span feature 0..13. Matching reads the pixels the release's align-corners
+# nearest resize reads: low-res cell i reads round(i · 31/15), i.e. 2i for
+# i < 8 but 2i + 1 for i >= 8, while the raw patch of cell i still starts at
+# 2i - 1. So a copy of the source region 17 pixels further down-right is what
+# matching sees 8 cells away, and the paste then copies from 16 pixels further.
 HOLE = (slice(4, 10), slice(4, 10))
 SOURCE = (slice(0, 14), slice(0, 14))
-SHIFTED = (slice(16, 30), slice(16, 30))
+SHIFTED = (slice(17, 31), slice(17, 31))
+PASTED = (slice(20, 26), slice(20, 26))  # HOLE + 16: the raw patches of the matched cells
 
 
 def feature_map(seed: int, channels: int = 8, side: int = 32) -> torch.Tensor:
@@ -87,9 +175,9 @@ def test_contextual_attention_copies_the_matching_known_patch(fuse):
 
     out = ContextualAttention(fuse=fuse)(foreground, background, hole_map())
 
-    # Matching sees only even pixels (nearest downsampling); the paste must
-    # reproduce the full-resolution background, odd pixels included.
-    expected = background[..., 20:26, 20:26]
+    # Matching sees only every other pixel (nearest downsampling); the paste
+    # must reproduce the full-resolution background, the skipped pixels included.
+    expected = background[..., PASTED[0], PASTED[1]]
     torch.testing.assert_close(out[..., HOLE[0], HOLE[1]], expected, atol=1e-5, rtol=0)
 
 
@@ -109,20 +197,21 @@ def test_contextual_attention_never_copies_patches_that_overlap_the_hole():
     # comes back whole: the border too, which the released division by 4 halves ...
     torch.testing.assert_close(unmasked, background, atol=1e-3, rtol=0)
     exact_copy = background[..., HOLE[0], HOLE[1]]
-    noisy_copy = background[..., 20:26, 20:26]
+    noisy_copy = background[..., PASTED[0], PASTED[1]]
     # ... with the hole, the best match that lies wholly outside it.
     torch.testing.assert_close(masked[..., HOLE[0], HOLE[1]], noisy_copy, atol=1e-4, rtol=0)
     assert (masked[..., HOLE[0], HOLE[1]] - exact_copy).abs().mean() > 0.2
 
 
 def test_contextual_attention_ignores_background_inside_a_thin_hole():
-    # A one-pixel stroke at an odd column falls between the pixels that nearest
-    # downsampling reads; the layer must still treat patches over it as holes.
+    # A one-pixel stroke at column 16 falls between the pixels that nearest
+    # downsampling reads (14 and 17, see above); the layer must still treat
+    # patches over it as holes.
     # Without fusing, the hole's background can change neither the weights nor
     # the copied patches. (Fusing adds the scores of neighbouring patches, hole
     # ones included, to a candidate's score before the mask, as released.)
     hole = hole_map()
-    hole[..., :, 17] = 1
+    hole[..., :, 16] = 1
     background = feature_map(3)
     foreground = feature_map(4)
     scrambled = torch.where(hole.bool(), 100 * feature_map(5), background)

@@ -6,9 +6,13 @@ ICCV 2019) reuses the layer unchanged; this implementation follows the
 released TensorFlow `contextual_attention` (JiahuiYu/generative_inpainting):
 
 1. Background patches twice: `ksize` x `ksize` patches of the background
-   downsampled by `rate` (nearest) for matching, and "raw" 2·rate x 2·rate
-   patches of the full-resolution background, taken every `rate` pixels, for
-   pasting, so the copy keeps full-resolution detail.
+   downsampled by `rate` for matching, and "raw" 2·rate x 2·rate patches of
+   the full-resolution background, taken every `rate` pixels, for pasting, so
+   the copy keeps full-resolution detail. Foreground and background are
+   downsampled as released: neuralgym's `resize` with
+   `tf.image.resize_nearest_neighbor` and align_corners=True (see
+   `resize_nearest_align_corners`), so in the lower/right half the matching
+   grid reads the pixel after the one the raw-patch grid starts at.
 2. Match by convolution: the downsampled foreground convolved with each
    background patch divided by its L2 norm. As in the released code the
    foreground is not normalised: at one foreground position every score is the
@@ -25,8 +29,12 @@ released TensorFlow `contextual_attention` (JiahuiYu/generative_inpainting):
 Deviations from the released code, each on purpose:
 * the hole is per sample (the released code uses one mask for the batch);
 * the hole is downsampled with max-pooling (a cell is a hole if any pixel in it
-  is), not nearest, so a candidate's raw patch is hole-free even when a thin
-  stroke falls between the pixels nearest sampling would read;
+  is), so a candidate's raw patch is hole-free even when a thin stroke falls
+  between the pixels nearest sampling would read. The release resizes the
+  mask with the same align-corners nearest as the features (image → feature
+  side in `resize_mask_like`, then 1/rate inside the layer); at these integer
+  factors every pixel it reads lies in the block the max-pool covers, so the
+  max-pooled hole contains the released one;
 * non-candidates get exactly zero weight (the released code zeroes their
   scores, so each still adds exp(0) to the softmax denominator);
 * the paste is divided by the overlap count instead of 4: identical away
@@ -40,11 +48,54 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow 'SAME' padding (before, after) of one axis: the output side is ceil(size / stride)."""
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow 'SAME' padding (before, after) of one axis: the output side is ceil(size / stride).
+
+    TensorFlow puts the odd pixel of an odd total after the input, so a
+    stride-2 layer on an even side pads asymmetrically (3x3: 0 before, 1
+    after; 5x5: 1 and 2); at stride 1 with an odd kernel the padding is
+    symmetric.
+    """
     out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
+    span = (kernel - 1) * dilation + 1  # the dilated kernel's extent
+    total = max((out - 1) * stride + span - size, 0)
     return total // 2, total - total // 2
+
+
+def align_corners_indices(in_size: int, out_size: int, device: torch.device | None = None) -> torch.Tensor:
+    """(out_size,) source indices of TF1 `resize_nearest_neighbor(..., align_corners=True)` along one axis.
+
+    TensorFlow's legacy kernel (tensorflow/core/kernels/image/
+    resize_nearest_neighbor_op.cc, half_pixel_centers=False) reads
+    min(roundf(i · scale), in_size - 1) with the float32 scale
+    (in_size - 1) / (out_size - 1) (in_size / out_size for a single output).
+    roundf rounds halves away from zero; torch.round rounds them to even, so
+    the rounding is spelt out. Example: 8 → 4 reads 0, 2, 5, 7.
+    """
+    if out_size > 1:
+        scale = torch.tensor(in_size - 1, dtype=torch.float32) / (out_size - 1)
+    else:
+        scale = torch.tensor(in_size / out_size, dtype=torch.float32)
+    position = torch.arange(out_size, dtype=torch.float32) * scale  # float32, as the kernel computes it
+    below = position.floor()
+    index = below + (position - below >= 0.5).to(torch.float32)  # half away from zero (position >= 0)
+    return index.to(torch.long).clamp_max(in_size - 1).to(device)
+
+
+def resize_nearest_align_corners(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, C, H, W) → (N, C, *size), TF1 nearest-neighbour resizing with align_corners=True.
+
+    The released contextual attention downsamples with neuralgym's `resize`,
+    which calls `tf.image.resize_nearest_neighbor` with align_corners=True (its
+    default). That maps the first and last pixels onto each other, so the
+    pixels it reads are not PyTorch's nearest ones (floor(i · in / out)):
+    32 → 16 reads 0, 2, …, 14, 17, 19, …, 31. PyTorch's "nearest" mode has no
+    align_corners, so the rows and columns are picked explicitly (gradients
+    flow to the picked pixels, as through TensorFlow's op).
+    """
+    rows = align_corners_indices(x.shape[-2], size[0], x.device)
+    cols = align_corners_indices(x.shape[-1], size[1], x.device)
+    return x.index_select(-2, rows).index_select(-1, cols)
 
 
 def extract_patches(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
@@ -104,9 +155,11 @@ class ContextualAttention(nn.Module):
 
         # Pasting patches: 2r x 2r at full resolution, one per matching patch.
         raw_patches = extract_patches(background, 2 * rate, rate * self.stride)  # (N, L, C, 2r, 2r)
-        # Matching happens at 1/rate resolution.
-        fg_small = F.interpolate(foreground, size=small, mode="nearest")  # (N, C, H/r, W/r)
-        bg_small = F.interpolate(background, size=small, mode="nearest")  # (N, C, H/r, W/r)
+        # Matching happens at 1/rate resolution, on the pixels the release's
+        # align-corners nearest resize reads (released: resize(f, scale=1/rate),
+        # resize(b, to_shape=[H/rate, W/rate]), both resize_nearest_neighbor).
+        fg_small = resize_nearest_align_corners(foreground, small)  # (N, C, H/r, W/r)
+        bg_small = resize_nearest_align_corners(background, small)  # (N, C, H/r, W/r)
         patches = extract_patches(bg_small, self.ksize, self.stride)  # (N, L, C, k, k)
         hole_small = resize_hole(resize_hole(hole.to(foreground.dtype), (h, w)), small)  # (N, 1, H/r, W/r)
         hole_patches = extract_patches(hole_small, self.ksize, self.stride)  # (N, L, 1, k, k)

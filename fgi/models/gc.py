@@ -29,6 +29,18 @@ details the paper leaves open:
   every element.
 * Convolutions start from TensorFlow's default initialisation (Glorot
   uniform, zero bias), as the released code does.
+* Padding is TensorFlow's 'SAME' everywhere, as released: `build_inpaint_net`
+  defaults to padding='SAME' (its inference graph passes no other), which
+  `gen_conv` hands to `tf.layers.conv2d`, and `dis_conv` convolves with
+  'SAME'. For a stride-2 layer on an even side TensorFlow pads one pixel more
+  after than before (3x3: 0 / 1, 5x5: 1 / 2), so `SameConv2d` pads
+  asymmetrically there; a symmetric PyTorch padding would sample a grid
+  shifted by one pixel. Stride-1 layers (odd kernels) pad symmetrically.
+* Contextual attention downsamples the features with TF1's nearest-neighbour
+  resize with align_corners=True, as neuralgym's `resize` does (see
+  `contextual_attention.resize_nearest_align_corners`). The ×2 upsampling in
+  `gen_deconv` uses the same resize, which at an exact doubling reads the
+  same pixels as PyTorch's nearest mode.
 
 Adaptations to the working size (the published model is 256x256): the
 generator always downsamples by 4, but caps the dilation rates at a quarter of
@@ -47,7 +59,7 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from fgi.errors import UserError
-from fgi.models.contextual_attention import ContextualAttention
+from fgi.models.contextual_attention import ContextualAttention, same_padding
 
 PAPER_CNUM = 48  # the released generator's base width
 PAPER_DILATIONS = (2, 4, 8, 16)
@@ -81,8 +93,34 @@ def dilation_rates(size: int) -> tuple[int, ...]:
     return tuple(min(rate, cap) for rate in PAPER_DILATIONS)
 
 
+class SameConv2d(nn.Conv2d):
+    """nn.Conv2d with TensorFlow 'SAME' zero padding, as the released `gen_conv` and `dis_conv` use.
+
+    The output side is ceil(side / stride). At stride 1 (odd kernels only) the
+    padding is symmetric, so the conv pads itself; at stride > 1 the padding
+    is computed per input (`same_padding`) and can be one pixel larger after
+    than before, which PyTorch's symmetric `padding` cannot express.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: int = 1):
+        if stride == 1 and kernel_size % 2 == 0:
+            raise ValueError(f"SameConv2d: stride 1 needs an odd kernel, got {kernel_size}")
+        padding = dilation * (kernel_size - 1) // 2 if stride == 1 else 0
+        super().__init__(in_ch, out_ch, kernel_size, stride=stride, padding=padding, dilation=dilation)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + ", tf_padding='SAME'"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride[0] > 1 or self.stride[1] > 1:
+            top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0], self.dilation[0])
+            left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1], self.dilation[1])
+            x = F.pad(x, (left, right, top, bottom))  # (N, C, H + top + bottom, W + left + right)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
 class GatedConv2d(nn.Module):
-    """`activation(feature) * sigmoid(gate)` from one conv to 2·out_ch channels; 'same' padding.
+    """`activation(feature) * sigmoid(gate)` from one conv to 2·out_ch channels; TF 'SAME' padding.
 
     `activation` is ELU by default, any elementwise function, or None for
     feature · sigmoid(gate). The first out_ch conv channels are the feature,
@@ -94,8 +132,7 @@ class GatedConv2d(nn.Module):
         super().__init__()
         self.out_ch = out_ch
         self.activation = activation
-        self.conv = nn.Conv2d(in_ch, 2 * out_ch, kernel_size, stride=stride,
-                              padding=dilation * (kernel_size - 1) // 2, dilation=dilation)
+        self.conv = SameConv2d(in_ch, 2 * out_ch, kernel_size, stride=stride, dilation=dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feature, gate = self.conv(x).split(self.out_ch, dim=1)  # 2 × (N, out_ch, H/stride, W/stride)
@@ -105,7 +142,11 @@ class GatedConv2d(nn.Module):
 
 
 class GatedDeconv2d(nn.Module):
-    """Nearest ×2 upsampling, then a 3x3 gated conv (the released `gen_deconv`)."""
+    """Nearest ×2 upsampling, then a 3x3 gated conv (the released `gen_deconv`).
+
+    The release upsamples with align_corners=True; at exactly ×2 that reads
+    source pixel floor(i / 2), the same as PyTorch's nearest mode.
+    """
 
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
@@ -226,7 +267,8 @@ class SNPatchGAN(nn.Module):
         layers: list[nn.Module] = []
         prev = 4
         for i, ch in enumerate(channels):
-            conv = nn.Conv2d(prev, ch, 5, stride=2 if i < halvings else 1, padding=2)
+            # 'SAME' as the released dis_conv: a stride-2 5x5 pads 1 before, 2 after.
+            conv = SameConv2d(prev, ch, 5, stride=2 if i < halvings else 1)
             glorot_init(conv)
             layers += [spectral_norm(conv), nn.LeakyReLU(0.2, inplace=True)]
             prev = ch
