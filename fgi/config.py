@@ -33,9 +33,9 @@ VGG_LAYERS = (
 )
 
 
-def _spec(*, ge=None, gt=None, le=None, choices=None) -> Any:
+def _spec(*, ge=None, gt=None, le=None, lt=None, choices=None) -> Any:
     """A required field with its allowed range or choices (for list items too)."""
-    return field(metadata={"ge": ge, "gt": gt, "le": le, "choices": choices})
+    return field(metadata={"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices})
 
 
 # ---------------------------------------------------------------- data ----
@@ -133,6 +133,8 @@ class OursModel:
     w_pf: float = _spec(ge=0.0)
     w_adv: float = _spec(ge=0.0)
     vgg_layers: list[str] = _spec(choices=VGG_LAYERS)
+    base_loss: Literal["none", "swgan"] = _spec()
+    w_base: float = _spec(ge=0.0)
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,8 @@ class PConvModel:
     w_style: float = _spec(ge=0.0)
     w_tv: float = _spec(ge=0.0)
     vgg_layers: list[str] = _spec(choices=VGG_LAYERS)
+    finetune_share: float = _spec(ge=0.0, lt=1.0)
+    lr_finetune: float = _spec(gt=0.0)
 
 
 @dataclass(frozen=True)
@@ -258,13 +262,16 @@ def _range_text(meta: dict) -> str:
         parts.append(f">= {meta['ge']}")
     if meta.get("le") is not None:
         parts.append(f"<= {meta['le']}")
+    if meta.get("lt") is not None:
+        parts.append(f"< {meta['lt']}")
     return " and ".join(parts)
 
 
 def _check_range(value: float, meta: dict, path: str, problems: list[str]) -> None:
     low_ok = (meta.get("ge") is None or value >= meta["ge"]) and (
         meta.get("gt") is None or value > meta["gt"])
-    high_ok = meta.get("le") is None or value <= meta["le"]
+    high_ok = (meta.get("le") is None or value <= meta["le"]) and (
+        meta.get("lt") is None or value < meta["lt"])
     if not (low_ok and high_ok):
         problems.append(f"{path}: {value!r} is out of range; allowed: {_range_text(meta)}")
 

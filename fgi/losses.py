@@ -68,6 +68,19 @@ def foreground_perceptual(
     return total
 
 
+def swgan_perceptual(pred_feats: Sequence[torch.Tensor], gt_feats: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Jam et al. 2020 (S-WGAN, arXiv:2001.03725), the perceptual half of its
+    Wasserstein-perceptual generator loss: Σ_i ||φ_i(I_gt) - φ_i(I_pred)||_2 / N_i
+    over the *whole* image, read like Eq. 3 (squared L2 over elements, summed
+    over the VGG16 layers φ_i). It is Eq. 3 with M_F = 1: the term that reaches
+    background holes, which Eq. 1-3 never see.
+    """
+    total = pred_feats[0].new_zeros(())
+    for pred_feat, gt_feat in zip(pred_feats, gt_feats, strict=True):
+        total = total + (gt_feat - pred_feat).square().mean()
+    return total
+
+
 def wgan_generator_loss(critic_fake: torch.Tensor) -> torch.Tensor:
     """Jam et al. Eq. 4, generator side: minimise -E[D(G(x))]."""
     return -critic_fake.mean()

@@ -7,9 +7,13 @@ are the functions of `fgi.losses`; weights and learning rates come from the
 model's params section.
 
 * ours  -- Jam et al.: Eq. 1 + Eq. 2 + Eq. 3 (foreground-masked) + Eq. 4 (WGAN,
-           weight clipping, or WGAN-GP with `critic: wgan-gp`).
-* ce    -- Pathak et al.: masked L2 (0.999) + adversarial BCE (0.001).
-* pconv -- Liu et al.: valid + hole + perceptual + style + TV, no discriminator.
+           weight clipping, or WGAN-GP with `critic: wgan-gp`); with
+           `base_loss: swgan` also S-WGAN's full-image perceptual term [15].
+* ce    -- Pathak et al.: masked L2 (0.999) + adversarial BCE (0.001); the
+           released code trains the generator at 10x the critic's rate (params).
+* pconv -- Liu et al.: valid + hole + perceptual + style + TV, no discriminator;
+           the last `finetune_share` of the steps at `lr_finetune` with the
+           encoder's BatchNorm frozen.
 * gc    -- Yu et al.: L1 on both stages + SN-PatchGAN hinge loss.
 """
 
@@ -21,6 +25,7 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from fgi import losses
 from fgi.models import make_discriminator, make_generator
@@ -30,6 +35,13 @@ from fgi.models.vgg import VGG16Features
 def composite(prediction: torch.Tensor, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
     """Known pixels from the image, hole pixels from the prediction."""
     return prediction * hole + image * (1 - hole)
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The bare network inside DDP and torch.compile wrappers."""
+    if isinstance(module, DistributedDataParallel):
+        module = module.module
+    return getattr(module, "_orig_mod", module)  # torch.compile's OptimizedModule
 
 
 class Objective(abc.ABC):
@@ -66,6 +78,10 @@ class Objective(abc.ABC):
         loss.backward()
         optimizer.step()
 
+    def schedule(self, step: int, total: int) -> None:
+        """Set the training phase for step `step` (0-based) of `total`; called before every step,
+        so a resumed run lands in the right phase. Most models have one phase."""
+
     @abc.abstractmethod
     def step(self, image, hole, fg_mask, autocast=contextlib.nullcontext) -> dict[str, torch.Tensor]:
         """One update of every network; returns the loss terms."""
@@ -97,9 +113,14 @@ class OursObjective(Objective):
             l_pf = losses.foreground_perceptual(self.vgg(prediction), self.vgg(reference), fg_mask)
             l_adv = losses.wgan_generator_loss(critic(filled))
             total = cfg.w_cf * l_cf + cfg.w_f * l_f + cfg.w_pf * l_pf + cfg.w_adv * l_adv
+            terms = {"g/cF_eq1": l_cf, "g/F_eq2": l_f, "g/pF_eq3": l_pf, "g/adv_eq4": l_adv}
+            if cfg.base_loss == "swgan":
+                # [15]'s full-image perceptual term: the only one that reaches background holes
+                # besides the WGAN term; its weight sits under the foreground terms'.
+                terms["g/base_swgan"] = losses.swgan_perceptual(self.vgg(prediction), self.vgg(image))
+                total = total + cfg.w_base * terms["g/base_swgan"]
         self._update("generator", total)
-        return {"g/total": total, "g/cF_eq1": l_cf, "g/F_eq2": l_f, "g/pF_eq3": l_pf, "g/adv_eq4": l_adv,
-                "d/wgan": loss_d}
+        return {"g/total": total, **terms, "d/wgan": loss_d}
 
 
 class CEObjective(Objective):
@@ -120,7 +141,39 @@ class CEObjective(Objective):
 
 
 class PConvObjective(Objective):
+    """Liu et al. train in two phases: BatchNorm everywhere at lr 2e-4, then a fine-tuning
+    phase at lr 5e-5 with the encoder's BatchNorm frozen, because the hole pixels corrupt
+    the batch statistics of the early encoder layers. The last `finetune_share` of the
+    steps is that phase."""
+
     uses_vgg = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Two groups, so the fine-tuning phase can freeze the encoder's BatchNorm affine
+        # parameters by their learning rate alone: DDP needs every parameter that required
+        # a gradient at wrapping time to keep receiving one.
+        encoder_norms = {id(p) for module in self.generator.encoder.modules()
+                         if isinstance(module, nn.BatchNorm2d) for p in module.parameters()}
+        groups = [[p for p in self.generator.parameters() if id(p) not in encoder_norms],
+                  [p for p in self.generator.parameters() if id(p) in encoder_norms]]
+        self.optimizers["generator"] = torch.optim.Adam(
+            [{"params": group} for group in groups], lr=self.cfg.lr_g, betas=(self.cfg.beta1, self.cfg.beta2))
+        self.finetuning = False
+
+    def finetune_start(self, total: int) -> int:
+        """The first step of the fine-tuning phase (`total` when there is none)."""
+        return total - round(total * self.cfg.finetune_share)
+
+    def schedule(self, step: int, total: int) -> None:
+        self.finetuning = step >= self.finetune_start(total)
+        rest, encoder_norm = self.optimizers["generator"].param_groups
+        rest["lr"] = self.cfg.lr_finetune if self.finetuning else self.cfg.lr_g
+        encoder_norm["lr"] = 0.0 if self.finetuning else self.cfg.lr_g
+        if self.finetuning:  # running statistics frozen too: inference-mode normalisation
+            for module in unwrap(self.generator).encoder.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
 
     def step(self, image, hole, fg_mask, autocast=contextlib.nullcontext):
         cfg = self.cfg

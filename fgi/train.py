@@ -42,7 +42,7 @@ from fgi.data.dataset import PairSet, TrainSet, to_uint8
 from fgi.errors import UserError, exits_cleanly
 from fgi.models import parameter_count
 from fgi.models.vgg import VGG16Features
-from fgi.objectives import Objective, composite, make_objective
+from fgi.objectives import Objective, composite, make_objective, unwrap
 from fgi.weights import load_provenance, provenance_tag, weights_file
 
 
@@ -126,13 +126,6 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    """The bare network inside DDP and torch.compile wrappers."""
-    if isinstance(module, DistributedDataParallel):
-        module = module.module
-    return getattr(module, "_orig_mod", module)  # torch.compile's OptimizedModule
 
 
 def save_atomic(obj: dict, path: Path) -> None:
@@ -284,6 +277,7 @@ def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run |
             batch = [t.to(world.device, non_blocking=True) for t in (image, hole, fg_mask)]
             if memory is torch.channels_last:
                 batch = [t.contiguous(memory_format=memory) for t in batch]
+            objective.schedule(step, total)
             terms = {k: float(v.detach()) for k, v in objective.step(*batch, autocast=autocast).items()}
             step += 1
             bar.update()
