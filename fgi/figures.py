@@ -123,8 +123,10 @@ def comparison_figure(rows: list[dict], methods: list[str], foreground_only: boo
     return figure
 
 
-def curves_figure(curves: dict[str, pd.DataFrame], validation: dict[str, pd.DataFrame]) -> Figure:
-    """Top: `g/total` per model (each its own scale, log when positive); bottom: validation hole-PSNR."""
+def curves_figure(curves: dict[str, pd.DataFrame], validation: dict[str, pd.DataFrame],
+                  reference: float | None = None) -> Figure:
+    """Top: `g/total` per model (each its own scale, log when positive); bottom: validation hole-PSNR,
+    with `reference` (biharmonic's hole PSNR on the same pairs) as a dashed line when given."""
     models = list(curves)
     figure = plt.figure(figsize=(3.2 * len(models), 6.4))
     grid = figure.add_gridspec(2, len(models), hspace=0.45, wspace=0.35)
@@ -146,6 +148,9 @@ def curves_figure(curves: dict[str, pd.DataFrame], validation: dict[str, pd.Data
         val = validation[model].dropna(subset=["psnr_hole"])
         axis.plot(val["step"], val["psnr_hole"], marker="o", markersize=3, label=DISPLAY.get(model, model),
                   color=_color(model, column))
+    if reference is not None and np.isfinite(reference):
+        axis.axhline(reference, linestyle="--", linewidth=1.2, color="0.35",
+                     label=f"{DISPLAY.get('biharmonic', 'biharmonic')} (no training): {reference:.1f} dB")
     axis.set_title("validation PSNR inside the holes (fixed batch of test pairs)", fontsize=9)
     axis.set_xlabel("step", fontsize=8)
     axis.set_ylabel("dB", fontsize=8)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from fgi.config import load_params
 from fgi.errors import UserError
-from fgi.report import FIGURES, build_report, markdown_to_html, pick_pairs
+from fgi.report import FIGURES, build_report, markdown_to_html, pick_pairs, validation_reference
 from fgi.tables import TITLES
 
 pytestmark = pytest.mark.e2e
@@ -63,6 +63,35 @@ def test_pick_pairs_takes_the_first_ids_of_each_bin_in_bin_order():
              {"image_id": "02", "bin": "(0.1,0.2]"}]
     assert [p["image_id"] for p in pick_pairs(pairs, 2)] == ["01", "02", "05", "03"]
     assert [p["image_id"] for p in pick_pairs(pairs, 1)] == ["01", "02", "03"]
+
+
+def test_validation_reference_is_biharmonics_capped_mean_on_the_validation_pairs():
+    import pandas as pd
+
+    per_image = pd.DataFrame({
+        "method": ["biharmonic", "biharmonic", "biharmonic", "ce"],
+        "image_id": ["00003", "00001", "00002", "00001"],
+        "hole/psnr": [30.0, np.inf, 12.0, 50.0],
+    })
+    pairs = [{"image_id": "00001"}, {"image_id": "00003"}, {"image_id": "00002"}]
+    # the first two pairs: 00001 (perfect hole, capped at 100 dB) and 00003; CE and 00002 left out
+    assert validation_reference(per_image, pairs, 2) == pytest.approx((100.0 + 30.0) / 2)
+    assert np.isnan(validation_reference(per_image[per_image["method"] == "ce"], pairs, 2))
+
+
+def test_training_curves_draw_the_biharmonic_line_on_the_validation_panel():
+    import pandas as pd
+
+    from fgi.figures import curves_figure
+
+    curve = pd.DataFrame({"step": [10, 20], "g/total": [1.0, 0.5]})
+    val = pd.DataFrame({"step": [10, 20], "psnr_hole": [15.0, 18.0]})
+    figure = curves_figure({"ours": curve}, {"ours": val}, reference=27.5)
+    validation_axis = figure.axes[-1]
+    flat = [line for line in validation_axis.lines if np.allclose(line.get_ydata(), 27.5)]
+    assert len(flat) == 1 and "27.5 dB" in flat[0].get_label()
+    without = curves_figure({"ours": curve}, {"ours": val}, reference=None)
+    assert not any(np.allclose(line.get_ydata(), 27.5) for line in without.axes[-1].lines)
 
 
 def test_markdown_links_figures_and_holds_tables_and_provenance(report, micro_pipeline):
