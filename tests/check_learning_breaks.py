@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/check_learning_breaks.py [ours ce pconv gc]
 
-Not part of `make test` (it trains each model once per break, ~4 minutes on
+Not part of `make test` (it trains each model once per break, ~8 minutes on
 2 cores). For each model it runs the learning test intact, then under each
 break, and prints the hole PSNR the test measured against its bar. It exits
 1 if an intact model fails or a broken one passes.
@@ -82,11 +82,14 @@ BREAKS: dict[str, Callable[[], contextlib.AbstractContextManager]] = {
     "composite swapped": composite_swapped,
 }
 MUST_FAIL = ("input detached", "gradients cut", "hole inverted", "loss sign flipped")
+# GC's L1 covers the whole image, so swapped masks still teach it every pixel (test_learning.py).
+NOT_CAUGHT = {"gc": {"hole inverted"}}
 
 
 def verdict(name: str) -> tuple[bool, str]:
-    run = test_learning.train_fixed_batch(name)
-    return run.best_late >= run.bar, f"{run.best_late:6.2f} dB vs bar {run.bar:5.2f} dB"
+    runs = test_learning.train_fixed_batch(name)
+    text = "; ".join(f"{output} {run.best_late:6.2f} dB vs bar {run.bar:5.2f} dB" for output, run in runs.items())
+    return all(run.best_late >= run.bar for run in runs.values()), text
 
 
 def main(models: list[str]) -> int:
@@ -98,9 +101,9 @@ def main(models: list[str]) -> int:
         for label, make_break in BREAKS.items():
             with make_break():
                 passed, text = verdict(name)
-            expected = not passed if label in MUST_FAIL else None
-            wrong += expected is False
-            note = "" if expected is not None else "  (not required: test_composite_... catches it)"
+            required = label in MUST_FAIL and label not in NOT_CAUGHT.get(name, set())
+            wrong += required and passed
+            note = "" if required else "  (not required: see test_learning.py's docstring)"
             print(f"{name:6s} {label:18s} {'passes' if passed else 'fails '}  {text}{note}", flush=True)
     return 1 if wrong else 0
 
