@@ -110,14 +110,16 @@ class OursObjective(Objective):
             reference = image if cfg.reference == "ground_truth" else masked
             l_cf = losses.foreground_l1(prediction, reference, fg_mask)
             l_f = losses.foreground_l2(prediction, image, fg_mask)
-            l_pf = losses.foreground_perceptual(self.vgg(prediction), self.vgg(reference), fg_mask)
+            feats_pred, feats_ref = self.vgg(prediction), self.vgg(reference)
+            l_pf = losses.foreground_perceptual(feats_pred, feats_ref, fg_mask)
             l_adv = losses.wgan_generator_loss(critic(filled))
             total = cfg.w_cf * l_cf + cfg.w_f * l_f + cfg.w_pf * l_pf + cfg.w_adv * l_adv
             terms = {"g/cF_eq1": l_cf, "g/F_eq2": l_f, "g/pF_eq3": l_pf, "g/adv_eq4": l_adv}
             if cfg.base_loss == "swgan":
                 # [15]'s full-image perceptual term: the only one that reaches background holes
                 # besides the WGAN term; its weight sits under the foreground terms'.
-                terms["g/base_swgan"] = losses.swgan_perceptual(self.vgg(prediction), self.vgg(image))
+                feats_gt = feats_ref if reference is image else self.vgg(image)
+                terms["g/base_swgan"] = losses.swgan_perceptual(feats_pred, feats_gt)
                 total = total + cfg.w_base * terms["g/base_swgan"]
         self._update("generator", total)
         return {"g/total": total, **terms, "d/wgan": loss_d}
