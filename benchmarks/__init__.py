@@ -4,5 +4,5 @@
 training and writes `reports/bench.md`; `python -m benchmarks e2e` times
 `make repro` and `make test` in a fresh clone; `python -m benchmarks.gpu_train`
 measures training throughput on a CUDA machine. Nothing here runs inside the
-test suite (DESIGN §8).
+test suite (docs/design.md §8).
 """

@@ -1,4 +1,4 @@
-"""The report's figures (DESIGN §4, stage `report`), drawn with matplotlib's Agg backend.
+"""The report's figures (docs/design.md §4, stage `report`), drawn with matplotlib's Agg backend.
 
     foreground_figure    Fig. 3 of Jam et al.: test images, their foreground masks M_F, M_F overlaid
     comparison_figure    Fig. 4 (whole image) and Fig. 5 (`foreground_only`: outside M_F black)

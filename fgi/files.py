@@ -3,7 +3,7 @@ downloads and safe archive extraction.
 
 Every output goes to a temp name in the same folder and is renamed over its
 final name with `os.replace`, so an interrupted stage never leaves a
-half-written file (DESIGN.md section 3). Downloads resume, retry and are
+half-written file (docs/design.md §3). Downloads resume, retry and are
 checked against a size and a sha256 before they take their final name;
 archives are vetted member by member before a single byte is extracted.
 """

@@ -1,4 +1,4 @@
-"""Per-image metrics over regions and FID, on uint8 images as saved (DESIGN §7).
+"""Per-image metrics over regions and FID, on uint8 images as saved (docs/design.md §7).
 
 Per image, in float64, for each region (full, foreground M_F, hole):
 

@@ -1,4 +1,4 @@
-"""Inpaint the fixed test pairs with one method (DESIGN §3, §4).
+"""Inpaint the fixed test pairs with one method (docs/design.md §3, §4).
 
 Writes `data/predictions/<method>/<image_id>.png` for every row of
 `data/holes/test_pairs.csv`: RGB uint8, composited — the known pixels are the

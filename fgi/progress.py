@@ -1,4 +1,4 @@
-"""Progress bars: tqdm on a terminal, silent in CI logs and pipes (DESIGN §8)."""
+"""Progress bars: tqdm on a terminal, silent in CI logs and pipes (docs/design.md §8)."""
 
 from __future__ import annotations
 

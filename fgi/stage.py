@@ -2,7 +2,7 @@
 
 A stage script is a few lines: it names the params sections it reads and a
 function `(params, run) -> summary`. `run_stage` loads and validates
-`params.yaml`, opens the stage's MLflow run (DESIGN §6), logs those sections
+`params.yaml`, opens the stage's MLflow run (docs/design.md §6), logs those sections
 and the summary's numbers, and turns a `UserError` into one line and exit 2.
 """
 

@@ -1,4 +1,4 @@
-"""The paper's tables from per-image metrics (DESIGN §7).
+"""The paper's tables from per-image metrics (docs/design.md §7).
 
     table1_full        Table 1 of the paper: the whole image
     table2_foreground  Table 2: the foreground region (M_F = 1: face skin + hair)

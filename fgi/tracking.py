@@ -1,4 +1,4 @@
-"""MLflow conventions of the project (DESIGN §6).
+"""MLflow conventions of the project (docs/design.md §6).
 
 * Tracking URI: `$MLFLOW_TRACKING_URI` if set, else `sqlite:///<root>/mlflow.db`
   where root is `$DVC_ROOT` (set by DVC, also inside `dvc exp run --temp`
@@ -75,7 +75,7 @@ def git_commit(root: Path | None = None) -> str:
 
 
 def stage_tags(**extra: Any) -> dict[str, str]:
-    """The tags of DESIGN §6; `extra` adds model, device, profile, weights_provenance."""
+    """The tags of docs/design.md §6; `extra` adds model, device, profile, weights_provenance."""
     tags = {
         "dvc_stage": os.environ.get("DVC_STAGE", "manual"),
         "dvc_exp": os.environ.get("DVC_EXP_NAME", "workspace"),

@@ -1,4 +1,4 @@
-"""One training loop for every learned model (DESIGN §5, §8).
+"""One training loop for every learned model (docs/design.md §5, §8).
 
     python -m fgi.train ours --params params.yaml
 

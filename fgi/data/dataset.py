@@ -1,4 +1,4 @@
-"""Torch datasets over the prepared data (DESIGN §3 tensor conventions).
+"""Torch datasets over the prepared data (docs/design.md §3 tensor conventions).
 
 * `TrainSet` yields `(image, hole, fg_mask)`: a training face with a hole mask
   drawn at random from the training pool, randomly flipped and rotated by a

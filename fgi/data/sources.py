@@ -1,4 +1,4 @@
-"""Raw data sources in their real layouts: CelebAMask-HQ and QD-IMD (DESIGN §3).
+"""Raw data sources in their real layouts: CelebAMask-HQ and QD-IMD (docs/design.md §3).
 
 Each source is either synthesised offline (`fgi.data.synthetic` writes exactly
 the real layout) or taken from the real archive, downloaded from a URL
