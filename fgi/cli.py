@@ -4,6 +4,7 @@
     fgi ui [--port 5000]         the MLflow UI over this checkout's runs
     fgi tables [--reports DIR]   rebuild reports/tables/ from reports/per_image.csv and fid.json
     fgi inpaint --checkpoint models/ours --image face.jpg --mask hole.png --out filled.png
+    fgi study record [--ablation] [--wall-s S]   copy the CPU study's outputs into docs/study/
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     from fgi.inpaint import register as register_inpaint
 
     register_inpaint(commands)
+    from fgi.study import register as register_study
+
+    register_study(commands)
     return parser
 
 

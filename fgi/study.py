@@ -1,0 +1,231 @@
+"""The CPU study's record: what `make study` leaves in `docs/study/`.
+
+The study is the `configs/study.yaml` profile run once through `dvc repro`,
+then once more as a DVC experiment with Ours's other objective reading
+(README: "What the models learn on a CPU"). The pipeline's own outputs live in
+`reports/` and `models/`, which the next `dvc repro` of another profile
+overwrites; `fgi study record` copies the ones a reader needs into a folder
+that is committed with git:
+
+    run.json / run.md          profile, Ours's reading, machine, torch, wall time
+    tables/                    Tables 1-4 (csv, md, tex), as `evaluate` wrote them
+    figures/                   Fig. 4 and 5 analogs, training curves, metrics by bin
+    curves/<model>_val.csv     validation hole PSNR per step (run.md: summary, biharmonic's line)
+    per_image.csv              every metric of every test pair, for later statistics
+    ranking.md                 the methods ordered per region and per hole-ratio bin
+    ablation/<reading>/        Ours under another reading: per_image.csv, val.csv, run.json
+    ablation.md                Ours under each recorded reading, on the same test pairs
+
+`--ablation` records only the `ablation/<reading>/` part, for the experiment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from fgi import files
+from fgi.tables import DISPLAY, PSNR_CAP, method_order
+
+FIGURES = ("fig4_comparison.png", "fig5_foreground.png", "training_curves.png", "metrics_by_bin.png")
+LEARNED = ("ours", "ce", "pconv", "gc")
+REGIONS = {"full": "Whole image", "foreground": "Foreground (face + hair)", "hole": "Hole"}
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run_info(root: Path, wall_s: float | None) -> dict:
+    import torch
+
+    from fgi.report import validation_reference
+
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    per_image = pd.read_csv(root / "reports" / "per_image.csv", dtype={"image_id": str})
+    pairs = pd.read_csv(root / "data" / "holes" / "test_pairs.csv", dtype={"image_id": str}).to_dict("records")
+    return {"profile": params["profile"], "ours_base_loss": params["models"]["ours"]["base_loss"],
+            "max_steps": params["train"]["max_steps"], "size": params["data"]["size"],
+            "cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
+            "cuda": torch.cuda.is_available(), "wall_s": wall_s,
+            "biharmonic_val_hole_psnr": validation_reference(per_image, pairs, params["train"]["val_images"])}
+
+
+def validation_summary(val: pd.DataFrame, last: int = 4) -> dict:
+    """First, best (and its step), final and the mean of the last `last` validations."""
+    best = val.loc[val["psnr_hole"].idxmax()]
+    return {"first": float(val["psnr_hole"].iloc[0]), "best": float(best["psnr_hole"]), "best_step": int(best["step"]),
+            "final": float(val["psnr_hole"].iloc[-1]), "last_mean": float(val["psnr_hole"].tail(last).mean()),
+            "final_step": int(val["step"].iloc[-1])}
+
+
+def bin_labels(per_image: pd.DataFrame) -> list[str]:
+    return sorted(per_image["bin"].unique(), key=lambda label: float(label.strip("(").split(",")[0]))
+
+
+def psnr_means(per_image: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Mean PSNR (capped as in the tables), one row per bin plus `all`, one column per method."""
+    capped = per_image.assign(value=per_image[column].clip(upper=PSNR_CAP))
+    by_bin = capped.pivot_table(index="bin", columns="method", values="value", aggfunc="mean")
+    by_bin = by_bin.reindex(bin_labels(per_image))
+    by_bin.loc["all"] = capped.groupby("method")["value"].mean()
+    return by_bin[method_order(per_image)]
+
+
+def _ranking_table(means: pd.DataFrame) -> list[str]:
+    methods = list(means.columns)
+    learned = [m for m in methods if m in LEARNED]
+    lines = ["| Hole ratio | " + " | ".join(DISPLAY.get(m, m) for m in methods)
+             + " | Order | Best learned − biharmonic (dB) |",
+             "| --- |" + " ---: |" * len(methods) + " --- | ---: |"]
+    for label, row in means.iterrows():
+        order = " > ".join(DISPLAY.get(m, m) for m in row.sort_values(ascending=False).index)
+        gap = row[learned].max() - row["biharmonic"] if learned and "biharmonic" in row else float("nan")
+        lines.append(f"| {label} | " + " | ".join(f"{row[m]:.2f}" for m in methods) + f" | {order} | {gap:+.2f} |")
+    return lines
+
+
+def ranking_markdown(per_image: pd.DataFrame) -> str:
+    """The methods ordered by mean PSNR in each region, per hole-ratio bin and over all pairs."""
+    lines = ["# Ranking by mean PSNR (dB)", "",
+             f"{per_image['image_id'].nunique()} fixed test pairs; `all` is the mean over every pair. "
+             "The last column is positive where a learned model beats the classical solver.", ""]
+    for region, title in REGIONS.items():
+        lines += [f"## {title}", ""] + _ranking_table(psnr_means(per_image, f"{region}/psnr")) + [""]
+    return "\n".join(lines)
+
+
+def ablation_markdown(readings: dict[str, pd.DataFrame]) -> str:
+    """Ours under each reading of its objective, on the same test pairs, beside biharmonic."""
+    first = next(iter(readings.values()))
+    rows = {f"Ours ({reading})": frame[frame["method"] == "ours"] for reading, frame in readings.items()}
+    rows["Biharmonic (reference)"] = first[first["method"] == "biharmonic"]
+    ids = {name: set(frame["image_id"]) for name, frame in rows.items()}
+    if len(set(map(frozenset, ids.values()))) != 1:
+        raise ValueError("the readings were not evaluated on the same test pairs")
+    labels = bin_labels(first)
+    columns = ["full/psnr", "full/ssim", "foreground/psnr", "foreground/ssim", "hole/psnr"]
+    header = ["Full PSNR", "Full SSIM", "Foreground PSNR", "Foreground SSIM", "Hole PSNR"]
+    lines = ["# Ours: the two readings of its objective", "",
+             "`none` is Eq. 1-4 as printed (every reconstruction term masked by the foreground); `swgan` "
+             "adds S-WGAN's full-image perceptual loss under them. Same profile, same steps, same "
+             f"{len(next(iter(ids.values())))} test pairs; only `models.ours.base_loss` differs.", "",
+             "| Model | " + " | ".join(header) + " |", "| --- |" + " ---: |" * len(header)]
+    for name, frame in rows.items():
+        values = [frame[c].clip(upper=PSNR_CAP).mean() if c.endswith("psnr") else frame[c].mean() for c in columns]
+        lines.append(f"| {name} | " + " | ".join(f"{v:.4f}" if c.endswith("ssim") else f"{v:.2f}"
+                                                 for c, v in zip(columns, values)) + " |")
+    lines += ["", "Hole PSNR (dB) per hole-ratio bin:", "",
+              "| Model | " + " | ".join(labels) + " |", "| --- |" + " ---: |" * len(labels)]
+    for name, frame in rows.items():
+        means = frame.assign(v=frame["hole/psnr"].clip(upper=PSNR_CAP)).groupby("bin")["v"].mean()
+        lines.append(f"| {name} | " + " | ".join(f"{means[label]:.2f}" for label in labels) + " |")
+    return "\n".join(lines + [""])
+
+
+def run_markdown(info: dict, validation: dict[str, pd.DataFrame]) -> str:
+    wall = "not measured" if info["wall_s"] is None else f"{info['wall_s'] / 60:.1f} min"
+    lines = [
+        "# The study run", "",
+        f"- Profile: `{info['profile']}` (`configs/study.yaml`), {info['size']}², {info['max_steps']} steps per model",
+        f"- Ours's reading: `base_loss: {info['ours_base_loss']}`",
+        f"- Machine: {info['cpu']}, {info['cores']} cores, CUDA {'yes' if info['cuda'] else 'no'}; torch {info['torch']}",
+        f"- Wall time of `dvc repro`: {wall}", "",
+        "## Validation hole PSNR during training (dB)", "",
+        f"The training loop's validation pairs; biharmonic reaches {info['biharmonic_val_hole_psnr']:.2f} dB on them.",
+        "", "| Model | first | best (step) | final (step) | mean of the last 4 |", "| --- | ---: | ---: | ---: | ---: |"]
+    for model, val in validation.items():
+        s = validation_summary(val)
+        lines.append(f"| {DISPLAY.get(model, model)} | {s['first']:.2f} | {s['best']:.2f} ({s['best_step']}) "
+                     f"| {s['final']:.2f} ({s['final_step']}) | {s['last_mean']:.2f} |")
+    return "\n".join(lines + [""])
+
+
+def _sources(root: Path, out: Path, reading: str, ablation: bool) -> list[tuple[Path, Path]]:
+    reports = root / "reports"
+    if ablation:
+        target = out / "ablation" / reading
+        return [(reports / "per_image.csv", target / "per_image.csv"),
+                (root / "models" / "ours" / "val.csv", target / "val.csv")]
+    return ([(table, out / "tables" / table.name) for table in sorted((reports / "tables").glob("*.*"))]
+            + [(reports / "figures" / name, out / "figures" / name) for name in FIGURES]
+            + [(root / "models" / m / "val.csv", out / "curves" / f"{m}_val.csv") for m in LEARNED]
+            + [(reports / "per_image.csv", out / "per_image.csv")])
+
+
+def record(root: Path, out: Path, wall_s: float | None, ablation: bool) -> list[Path]:
+    """Copy the run's outputs under `out`; return what was written. Nothing is written
+    unless every output is there."""
+    needed = [root / "params.yaml", root / "reports" / "per_image.csv", root / "data" / "holes" / "test_pairs.csv"]
+    missing = [path for path in needed if not path.is_file()]
+    if not missing:
+        info = run_info(root, wall_s)
+        copies = _sources(root, out, info["ours_base_loss"], ablation)
+        missing = [source for source, _ in copies if not source.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: not found; run `dvc repro` with the study profile first "
+                                "(`make study` does it all)")
+    for source, dest in copies:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest)
+    written = [dest for _, dest in copies]
+    target = out / "ablation" / info["ours_base_loss"] if ablation else out
+    files.write_text_atomic(target / "run.json", json.dumps(info, indent=2) + "\n")
+    written.append(target / "run.json")
+    if not ablation:
+        per_image = pd.read_csv(out / "per_image.csv", dtype={"image_id": str})
+        validation = {model: pd.read_csv(out / "curves" / f"{model}_val.csv") for model in LEARNED}
+        files.write_text_atomic(out / "ranking.md", ranking_markdown(per_image))
+        files.write_text_atomic(out / "run.md", run_markdown(info, validation))
+        written += [out / "ranking.md", out / "run.md"]
+    return written + write_ablation(out)
+
+
+def write_ablation(out: Path) -> list[Path]:
+    """ablation.md from the main run and every recorded reading, once there are two."""
+    if not (out / "run.json").is_file():
+        return []
+    main_reading = json.loads((out / "run.json").read_text())["ours_base_loss"]
+    readings = {main_reading: pd.read_csv(out / "per_image.csv", dtype={"image_id": str})}
+    for folder in sorted((out / "ablation").glob("*/")):
+        if folder.name != main_reading and (folder / "per_image.csv").is_file():
+            readings[folder.name] = pd.read_csv(folder / "per_image.csv", dtype={"image_id": str})
+    if len(readings) < 2:
+        return []
+    files.write_text_atomic(out / "ablation.md", ablation_markdown(readings))
+    return [out / "ablation.md"]
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    study = commands.add_parser("study", help="record the CPU study's outputs in docs/study/")
+    actions = study.add_subparsers(dest="action", required=True)
+    rec = actions.add_parser("record", help="copy this run's tables, figures and curves into --out")
+    rec.add_argument("--out", default="docs/study")
+    rec.add_argument("--wall-s", type=float, default=None, help="the measured wall time of `dvc repro`")
+    rec.add_argument("--ablation", action="store_true", help="record Ours's reading only (a DVC experiment)")
+    rec.set_defaults(run=cmd_record)
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from fgi.errors import UserError
+
+    try:
+        written = record(Path("."), Path(args.out), args.wall_s, args.ablation)
+    except (FileNotFoundError, ValueError) as err:
+        raise UserError(str(err)) from err
+    print(f"recorded {len(written)} files in {args.out}")
+    return 0

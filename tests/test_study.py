@@ -1,0 +1,111 @@
+"""`fgi study record`: the CPU study's record in docs/study/, from a run's real output files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from fgi import study
+from fgi.cli import main as fgi_main
+
+ROOT = Path(__file__).resolve().parent.parent
+BINS = ("(0.01,0.1]", "(0.5,0.6]")
+
+
+def per_image_rows(hole_psnr: dict[str, tuple[float, ...]]) -> pd.DataFrame:
+    """Four pairs, two per bin; every region's PSNR is the hole PSNR plus a region offset."""
+    rows = []
+    for method, values in hole_psnr.items():
+        for index, value in enumerate(values):
+            row = {"method": method, "image_id": f"{index:05d}", "bin": BINS[index // 2], "hole_ratio": 0.05}
+            for region, offset in (("full", 10.0), ("foreground", 5.0), ("hole", 0.0)):
+                row |= {f"{region}/psnr": value + offset, f"{region}/ssim": 0.5, f"{region}/mse": 1.0,
+                        f"{region}/mae": 1.0}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_ranking_orders_the_methods_and_measures_the_gap_to_biharmonic_per_bin():
+    frame = per_image_rows({"ours": (20, 22, 30, 32), "ce": (10, 12, 34, 36), "biharmonic": (28, 30, 25, 27)})
+    text = study.ranking_markdown(frame)
+    hole = text.split("## Hole")[1]
+    # Small holes: biharmonic 29 > ours 21 > ce 11, gap = 21 - 29; large: ce 35 > ours 31 > biharmonic 26.
+    assert "| (0.01,0.1] | 11.00 | 21.00 | 29.00 | Biharmonic > Ours > CE | -8.00 |" in hole
+    assert "| (0.5,0.6] | 35.00 | 31.00 | 26.00 | CE > Ours > Biharmonic | +9.00 |" in hole
+    assert "| all | 23.00 | 26.00 | 27.50 | Biharmonic > Ours > CE | -1.50 |" in hole
+    assert "| all | 33.00 | 36.00 | 37.50 |" in text.split("## Whole image")[1]
+
+
+def test_psnr_above_the_cap_counts_as_the_cap_as_in_the_tables():
+    frame = per_image_rows({"ours": (float("inf"), 100, 100, 100), "biharmonic": (1, 1, 1, 1)})
+    assert study.psnr_means(frame, "hole/psnr").loc["all", "ours"] == pytest.approx(100.0)
+
+
+def test_ablation_compares_the_readings_on_the_same_pairs_and_refuses_other_pairs():
+    swgan = per_image_rows({"ours": (20, 22, 30, 32), "biharmonic": (28, 30, 25, 27)})
+    none = per_image_rows({"ours": (18, 18, 24, 24), "biharmonic": (28, 30, 25, 27)})
+    text = study.ablation_markdown({"swgan": swgan, "none": none})
+    assert "| Ours (swgan) | 36.00 | 0.5000 | 31.00 | 0.5000 | 26.00 |" in text
+    assert "| Ours (none) | 31.00 | 0.5000 | 26.00 | 0.5000 | 21.00 |" in text
+    assert "| Ours (none) | 18.00 | 24.00 |" in text  # hole PSNR per bin
+    with pytest.raises(ValueError, match="same test pairs"):
+        study.ablation_markdown({"swgan": swgan, "none": none[none["image_id"] != "00003"]})
+
+
+def fake_run(root: Path, base_loss: str, ours_hole: tuple[float, ...]) -> None:
+    """The files a study run leaves behind, at toy sizes."""
+    params = yaml.safe_load((ROOT / "configs" / "study.yaml").read_text())
+    params["models"]["ours"]["base_loss"] = base_loss
+    params["train"]["val_images"] = 2
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    per_image = per_image_rows({"ours": ours_hole, "ce": (1, 2, 3, 4), "pconv": (5, 6, 7, 8),
+                                "gc": (9, 9, 9, 9), "biharmonic": (28, 30, 25, 27)})
+    (root / "reports" / "tables").mkdir(parents=True, exist_ok=True)
+    per_image.to_csv(root / "reports" / "per_image.csv", index=False)
+    (root / "reports" / "tables" / "table1_full.md").write_text("### Table 1\n")
+    (root / "reports" / "figures").mkdir(exist_ok=True)
+    for name in study.FIGURES:
+        (root / "reports" / "figures" / name).write_bytes(b"\x89PNG")
+    (root / "data" / "holes").mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"image_id": ["00000", "00002", "00001"], "mask": ["a", "b", "c"], "hole_ratio": 0.05,
+                  "bin": BINS[0]}).to_csv(root / "data" / "holes" / "test_pairs.csv", index=False)
+    for model in study.LEARNED:
+        (root / "models" / model).mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"step": [50, 100, 150], "epoch": [0, 0, 1], "psnr_hole": [12.0, 15.0, 14.0]}).to_csv(
+            root / "models" / model / "val.csv", index=False)
+
+
+def test_record_then_ablation_writes_the_study_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fake_run(tmp_path, "swgan", (20, 22, 30, 32))
+    assert fgi_main(["study", "record", "--wall-s", "3600"]) == 0
+    out = tmp_path / "docs" / "study"
+    info = json.loads((out / "run.json").read_text())
+    assert info["profile"] == "study" and info["ours_base_loss"] == "swgan"
+    assert info["biharmonic_val_hole_psnr"] == pytest.approx(26.5)  # the first two test pairs: 00000 (28), 00002 (25)
+    run = (out / "run.md").read_text()
+    assert "60.0 min" in run and "| Ours | 12.00 | 15.00 (100) | 14.00 (150) | 13.67 |" in run
+    assert (out / "figures" / "fig4_comparison.png").is_file() and (out / "tables" / "table1_full.md").is_file()
+    assert not (out / "ablation.md").exists()  # one reading so far
+
+    fake_run(tmp_path, "none", (18, 18, 24, 24))
+    assert fgi_main(["study", "record", "--ablation"]) == 0
+    assert (out / "ablation" / "none" / "per_image.csv").is_file()
+    assert "| Ours (none) | 31.00 |" in (out / "ablation.md").read_text()
+    # The main run's record is untouched by the experiment's.
+    assert json.loads((out / "run.json").read_text())["ours_base_loss"] == "swgan"
+
+
+def test_record_without_a_run_names_the_missing_file_and_exits_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    fake_run(tmp_path, "swgan", (20, 22, 30, 32))
+    shutil.rmtree(tmp_path / "reports" / "figures")
+    with pytest.raises(SystemExit) as exit_info:
+        fgi_main(["study", "record"])
+    assert exit_info.value.code == 2
+    assert "fig4_comparison.png: not found" in capsys.readouterr().err
