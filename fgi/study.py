@@ -32,10 +32,11 @@ import pandas as pd
 import yaml
 
 from fgi import files
+from fgi.config import LEARNED_MODELS as LEARNED
+from fgi.figures import bin_order
 from fgi.tables import DISPLAY, PSNR_CAP, method_order
 
 FIGURES = ("fig4_comparison.png", "fig5_foreground.png", "training_curves.png", "metrics_by_bin.png")
-LEARNED = ("ours", "ce", "pconv", "gc")
 REGIONS = {"full": "Whole image", "foreground": "Foreground (face + hair)", "hole": "Hole"}
 
 
@@ -73,15 +74,11 @@ def validation_summary(val: pd.DataFrame, last: int = 4) -> dict:
             "final_step": int(val["step"].iloc[-1])}
 
 
-def bin_labels(per_image: pd.DataFrame) -> list[str]:
-    return sorted(per_image["bin"].unique(), key=lambda label: float(label.strip("(").split(",")[0]))
-
-
 def psnr_means(per_image: pd.DataFrame, column: str) -> pd.DataFrame:
     """Mean PSNR (capped as in the tables), one row per bin plus `all`, one column per method."""
     capped = per_image.assign(value=per_image[column].clip(upper=PSNR_CAP))
     by_bin = capped.pivot_table(index="bin", columns="method", values="value", aggfunc="mean")
-    by_bin = by_bin.reindex(bin_labels(per_image))
+    by_bin = by_bin.reindex(bin_order(per_image["bin"]))
     by_bin.loc["all"] = capped.groupby("method")["value"].mean()
     return by_bin[method_order(per_image)]
 
@@ -117,7 +114,7 @@ def ablation_markdown(readings: dict[str, pd.DataFrame]) -> str:
     ids = {name: set(frame["image_id"]) for name, frame in rows.items()}
     if len(set(map(frozenset, ids.values()))) != 1:
         raise ValueError("the readings were not evaluated on the same test pairs")
-    labels = bin_labels(first)
+    labels = bin_order(first["bin"])
     columns = ["full/psnr", "full/ssim", "foreground/psnr", "foreground/ssim", "hole/psnr"]
     header = ["Full PSNR", "Full SSIM", "Foreground PSNR", "Foreground SSIM", "Hole PSNR"]
     lines = ["# Ours: the two readings of its objective", "",
