@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: setup repro study test ui bench lock browser
+.PHONY: setup repro study seeds test ui bench lock browser
 
 setup: $(STAMP)
 
@@ -31,6 +31,14 @@ study: setup
 	start=$$(date +%s) && dvc repro && fgi study record --wall-s $$(( $$(date +%s) - start ))
 	dvc exp run -S models.ours.base_loss=none
 	fgi study record --ablation
+
+# More training seeds of the current params (the workspace's run is train.seed 0):
+# each a queued DVC experiment, run one after the other, then mean ± sd across seeds.
+SEEDS ?= 1 2
+seeds: setup
+	for seed in $(SEEDS); do dvc exp run --queue -S train.seed=$$seed -n seed-$$seed || exit 2; done
+	dvc exp run --run-all --jobs 1
+	fgi seeds
 
 test: setup browser
 	python -m pytest

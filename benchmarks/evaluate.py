@@ -14,6 +14,12 @@ Both read the same PNGs (prediction, ground truth, foreground and hole masks)
 and must give the same numbers: `np.allclose(rtol=1e-9, atol=0, equal_nan=True)`
 over every metric of every image, or the benchmark fails. The test set holds
 one perfect prediction (PSNR +inf) and one face without foreground (NaN).
+
+A second check times what intervals and paired tests add, at the demo's size
+(48 pairs at 64², five methods): the per-image metrics plus the tables with
+bootstrap intervals and Table 5 (`fgi.tables.build_tables`), against the same
+metrics plus the tables of bare means (reference: `summarise`, `bins_frame`
+without intervals, written as csv/md/tex). Target: at most 1.5× the reference.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from PIL import Image
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
 from benchmarks.common import Check, CpuMeter, Section, clocked, cores, fmt, paper_params, replace, say, table, timed
-from fgi import files
+from fgi import files, tables
 from fgi.data.doodles import render_doodle
 from fgi.data.foreground import foreground_mask
 from fgi.data.holes import hole_from_qd
@@ -37,14 +43,15 @@ from fgi.metrics import SSIM_BORDER, SSIM_SIGMA, METRIC_COLUMNS, REGIONS, per_im
 NAME = "evaluate"
 TARGET_RATIO = 3.0
 SIZE = 256
+DEMO_PAIRS, DEMO_SIZE, INTERVALS_TARGET = 48, 64, 1.5
 
 
-def make_jobs(root: Path, count: int) -> list[dict]:
+def make_jobs(root: Path, count: int, size: int = SIZE) -> list[dict]:
     """`count` test pairs at SIZE²: synthetic faces, their skin+hair foreground, doodle holes, and a
     prediction that fills each hole with noise around the known mean colour."""
     raw = root / "raw"
     render_celebamask_hq(raw, count, seed=1)
-    params = replace(paper_params(), data__size=SIZE, data__workers=0, split__train=count - 1, split__test=1)
+    params = replace(paper_params(), data__size=size, data__workers=0, split__train=count - 1, split__test=1)
     prepare(params, raw, root / "prepared")
     rng = np.random.default_rng(1)
     jobs = []
@@ -52,13 +59,13 @@ def make_jobs(root: Path, count: int) -> list[dict]:
         name = image_name(image_id)
         truth_path = root / "prepared" / "images" / f"{name}.png"
         truth = files.load_image_rgb(truth_path)  # (S, S, 3)
-        foreground = foreground_mask(raw, image_id, ["skin", "hair"], True, SIZE).copy()  # (S, S) bool
+        foreground = foreground_mask(raw, image_id, ["skin", "hair"], True, size).copy()  # (S, S) bool
         if image_id == 1:
             foreground[:] = False  # a face without foreground: its region metrics are NaN
         qd_path = root / "qd" / f"{name}.png"
         qd_path.parent.mkdir(parents=True, exist_ok=True)
         render_doodle(rng, 0.01, 0.6).save(qd_path)
-        hole = hole_from_qd(qd_path, SIZE)  # (S, S) bool
+        hole = hole_from_qd(qd_path, size)  # (S, S) bool
         prediction = truth.copy()
         if image_id != 0:  # image 0 is a perfect prediction: PSNR +inf
             fill = truth[~hole].mean(axis=0) + rng.normal(0, 20, (int(hole.sum()), 3))
@@ -108,6 +115,41 @@ def reference_table(jobs: list[dict]) -> list[list[float]]:
     return [reference_row(job) for job in jobs]
 
 
+def plain_tables(per_image, out: Path) -> None:
+    """The tables as they were before intervals: bare means, csv/md/tex."""
+    for name, region in tables.TABLES.items():
+        frame = tables.comparison_frame(tables.summarise(per_image, region, {}), region)
+        tables.write_table(frame, out, name)
+    tables.write_table(tables.bins_frame(per_image), out, "table4_bins")
+
+
+def evaluate_demo(jobs: list[dict], out: Path, with_intervals: bool) -> None:
+    """Per-image metrics of five methods (the same outputs under five names) and the tables."""
+    per_image = per_image_table([{**job, "method": method} for method in tables.METHODS for job in jobs], workers=0)
+    per_image["bin"] = [f"({i % 6 / 10:g},{i % 6 / 10 + 0.1:g}]" for i in range(len(per_image))]
+    if with_intervals:
+        tables.build_tables(per_image, {}, out, paper_params().eval.bootstrap)
+    else:
+        plain_tables(per_image, out)
+
+
+def intervals_check(root: Path, repeats: int) -> tuple[Check, str]:
+    jobs = make_jobs(root / "demo", DEMO_PAIRS, DEMO_SIZE)
+    plain, intervals = [], []
+    for _ in range(repeats):
+        plain.append(clocked(evaluate_demo, jobs, root / "plain", False)[0])
+        intervals.append(clocked(evaluate_demo, jobs, root / "intervals", True)[0])
+    ratio = min(intervals) / min(plain)
+    check = Check(f"evaluate with intervals and Table 5, {DEMO_PAIRS} pairs × 5 methods at {DEMO_SIZE}²",
+                  min(intervals), min(plain), "s", "the same metrics with tables of bare means", ratio,
+                  f"≤ {INTERVALS_TARGET:g}×", ratio <= INTERVALS_TARGET)
+    text = (f"Intervals and paired tests at the demo's size ({DEMO_PAIRS} pairs × 5 methods at {DEMO_SIZE}², "
+            f"1,000 resamples, best of {repeats}): per-image metrics + tables with intervals and Table 5 "
+            f"{min(intervals):.2f} s against {min(plain):.2f} s with bare means: **{ratio:.2f}×** "
+            f"(target ≤ {INTERVALS_TARGET:g}×: **{'PASS' if check.passed else 'MISS'}**).")
+    return check, text
+
+
 def run(quick: bool = False) -> Section:
     count, repeats = (16, 1) if quick else (60, 2)
     with tempfile.TemporaryDirectory(prefix="fgi-bench-evaluate-") as tmp:
@@ -123,6 +165,8 @@ def run(quick: bool = False) -> Section:
                 say(f"evaluate: run {attempt + 1}/{repeats}: reference {reference_times[-1]:.2f} s, "
                     f"ours {ours_times[-1]:.2f} s for {count} images")
             one_process = timed(per_image_table, jobs, workers=1)
+        say("evaluate: intervals and Table 5 at the demo's size")
+        intervals, intervals_text = intervals_check(Path(tmp), repeats + 1)
     ours_values = ours[METRIC_COLUMNS].to_numpy(dtype=np.float64)  # (count, 12)
     reference_values = np.array(reference, dtype=np.float64)  # (count, 12)
     same = ours_values.shape == reference_values.shape and np.allclose(
@@ -158,5 +202,6 @@ def run(quick: bool = False) -> Section:
          f"relative difference {largest:.2g}."),
         (f"Target ≥ {TARGET_RATIO:g}× with identical numbers: **{'PASS' if check.passed else 'MISS'}** "
          f"({ratio:.2f}×)."),
+        intervals_text,
     ])
-    return Section(NAME, f"evaluate: per-image metrics at {SIZE}²", body, [check])
+    return Section(NAME, f"evaluate: per-image metrics at {SIZE}²", body, [check, intervals])

@@ -2,9 +2,10 @@
 
     fgi check-params [FILE]      validate a params file: prints OK, or one line per problem (exit 2)
     fgi ui [--port 5000]         the MLflow UI over this checkout's runs
-    fgi tables [--reports DIR]   rebuild reports/tables/ from reports/per_image.csv and fid.json
+    fgi tables [--reports DIR] [--params FILE]   rebuild reports/tables/ from reports/per_image.csv and fid.json
     fgi inpaint --checkpoint models/ours --image face.jpg --mask hole.png --out filled.png
     fgi study record [--ablation] [--wall-s S]   copy the CPU study's outputs into docs/study/
+    fgi seeds [--out reports]    mean ± sd across training seeds run as DVC experiments
 """
 
 from __future__ import annotations
@@ -37,14 +38,15 @@ def cmd_ui(args: argparse.Namespace) -> int:
 def cmd_tables(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from fgi.config import load_params
     from fgi.errors import UserError
     from fgi.tables import rebuild
 
     reports = Path(args.reports)
     if not (reports / "per_image.csv").is_file():
         raise UserError(f"{reports / 'per_image.csv'}: not found; run `dvc repro evaluate` first")
-    measured = rebuild(reports)
-    print(f"rebuilt {len(measured) + 1} tables in {reports / 'tables'}")
+    measured = rebuild(reports, load_params(args.params).eval.bootstrap)
+    print(f"rebuilt {len(measured) + 2} tables in {reports / 'tables'}")
     return 0
 
 
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rebuild = commands.add_parser("tables", help="rebuild the tables from the saved per-image metrics")
     rebuild.add_argument("--reports", default="reports")
+    rebuild.add_argument("--params", default="params.yaml", help="its eval.bootstrap sets the intervals")
     rebuild.set_defaults(run=cmd_tables)
 
     from fgi.inpaint import register as register_inpaint
@@ -71,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     from fgi.study import register as register_study
 
     register_study(commands)
+    from fgi.seeds import register as register_seeds
+
+    register_seeds(commands)
     return parser
 
 

@@ -102,6 +102,7 @@ class Weights:
 
 @dataclass(frozen=True)
 class Train:
+    seed: int = _spec(ge=0)
     batch_size: int = _spec(ge=1)
     epochs: int = _spec(ge=1)
     max_steps: int = _spec(ge=0)
@@ -199,11 +200,20 @@ class Predict:
 
 
 @dataclass(frozen=True)
+class Bootstrap:
+    resamples: int = _spec(ge=100)
+    level: float = _spec(gt=0.5, lt=1.0)
+    seed: int = _spec(ge=0)
+
+
+@dataclass(frozen=True)
 class Eval:
     fid: bool = _spec()
     fid_batch_size: int = _spec(ge=1)
     workers: int = _spec(ge=0)
     external: dict[str, str] = _spec()
+    lpips: bool = _spec()
+    bootstrap: Bootstrap = _spec()
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,15 @@
 """The `evaluate` stage: every method on exactly the same fixed test pairs.
 
 Writes `reports/per_image.csv` (one row per method and test pair: MSE, MAE,
-PSNR, SSIM over the full image, the foreground and the hole),
+PSNR, SSIM and LPIPS over the full image, the foreground and the hole),
 `reports/fid.json` (FID per method and region, `null` = n/a),
 `reports/tables/` (Tables 1-4, see `fgi.tables`) and `reports/metrics.json`
 (every measured table value, for `dvc metrics show/diff`).
 
 Methods: the four learned models and biharmonic from `data/predictions/`,
 plus `eval.external` (name: folder of `<image_id>.png` made elsewhere). FID
-needs the pretrained Inception (`data/weights`); with random-init weights it
-is n/a, never a number.
+needs the pretrained Inception (`data/weights`) and LPIPS the pretrained
+VGG16; with random-init weights each is n/a, never a number.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from fgi import files, metrics, tables
 from fgi.config import Params
 from fgi.data.holes import read_csv
 from fgi.errors import UserError
+from fgi.lpips_score import LPIPS
 from fgi.weights import load_provenance, weights_file
 
 REGIONS = ("full", "foreground", "hole")
@@ -85,6 +87,25 @@ def compute_fid(params: Params, jobs: list[dict], weights: Path, cache: Path) ->
     return result
 
 
+def lpips_columns(params: Params, jobs: list[dict], weights: Path, chunk: int = 256) -> dict[str, np.ndarray]:
+    """{"<region>/lpips": (len(jobs),)} in job order; NaN everywhere when VGG16 is not pretrained."""
+    columns = {f"{region}/lpips": np.full(len(jobs), np.nan) for region in REGIONS}
+    vgg16 = weights_file(weights, "vgg16") if params.eval.lpips else None
+    scorer = LPIPS.from_weights(vgg16, "cuda" if torch.cuda.is_available() else "cpu")
+    if scorer is None:
+        return columns
+    for start in range(0, len(jobs), chunk):  # bounded memory at 3,000 pairs x 256²
+        part = jobs[start:start + chunk]
+        distances = scorer.distances(
+            _stack([job["prediction"] for job in part], files.load_image_rgb),
+            _stack([job["truth"] for job in part], files.load_image_rgb),
+            {"foreground": _stack([job["foreground"] for job in part], files.load_mask),
+             "hole": _stack([job["hole"] for job in part], files.load_mask)})
+        for region in REGIONS:
+            columns[f"{region}/lpips"][start:start + len(part)] = distances[region]
+    return columns
+
+
 def evaluate(params: Params, predictions: Path = Path("data/predictions"), prepared: Path = Path("data/prepared"),
              foreground: Path = Path("data/foreground"), holes: Path = Path("data/holes"),
              weights: Path = Path("data/weights"), reports: Path = Path("reports"),
@@ -94,9 +115,11 @@ def evaluate(params: Params, predictions: Path = Path("data/predictions"), prepa
     pairs = read_csv(holes / "test_pairs.csv")
     jobs = jobs_for(method_folders(params, predictions), pairs, prepared, foreground, holes)
     per_image = metrics.per_image_table(jobs, workers=params.eval.workers)
+    for column, values in lpips_columns(params, jobs, weights).items():
+        per_image[column] = values
     files.write_text_atomic(reports / "per_image.csv", per_image.to_csv(index=False))
     fid = compute_fid(params, jobs, weights, cache)
     files.write_json_atomic(reports / "fid.json", fid)
-    measured = tables.build_tables(per_image, fid, reports / "tables")
+    measured = tables.build_tables(per_image, fid, reports / "tables", params.eval.bootstrap)
     files.write_json_atomic(reports / "metrics.json", measured)
     return measured

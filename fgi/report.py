@@ -35,7 +35,7 @@ from fgi.data.holes import read_csv
 from fgi.errors import UserError
 from fgi.tables import DEFINITIONS, DISPLAY, METHODS, PSNR_CAP, TABLES, TITLES
 
-TABLE_NAMES = (*TABLES, "table4_bins")
+TABLE_NAMES = (*TABLES, "table4_bins", "table5_paired")
 FIGURES = {  # name: (heading, caption)
     "fig3_foreground": ("Fig. 3: foreground masks",
                         "Test images, their foreground masks M_F (the union of `foreground.parts`; the paper's "

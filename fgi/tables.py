@@ -4,9 +4,12 @@
     table2_foreground  Table 2: the foreground region (M_F = 1: face skin + hair)
     table3_hole        the hole region only
     table4_bins        every method per hole-ratio bin (whole image)
+    table5_paired      Ours against every other method: paired differences and tests
 
 Each as `.csv`, `.md` and `.tex` under `reports/tables/`. Tables 1 and 2 put
 the paper's published values under each method's row, labelled `published`.
+Every measured mean carries its bootstrap interval (`fgi.stats`): `mean ± half
+width` in md/tex, `<metric> ci_low` / `<metric> ci_high` columns in csv.
 `fgi tables` rebuilds them from `reports/per_image.csv` and `reports/fid.json`
 without recomputing a metric.
 """
@@ -20,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fgi import files
+from fgi import files, stats
 
-METRICS = ("mse", "mae", "fid", "psnr", "ssim")
-HEADERS = {"mse": "MSE ↓", "mae": "MAE ↓", "fid": "FID ↓", "psnr": "PSNR ↑", "ssim": "SSIM ↑"}
+METRICS = ("mse", "mae", "fid", "psnr", "ssim", "lpips")
+HEADERS = {"mse": "MSE ↓", "mae": "MAE ↓", "fid": "FID ↓", "psnr": "PSNR ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓"}
 METHODS = ("ce", "pconv", "gc", "ours", "biharmonic")
 DISPLAY = {"ce": "CE", "pconv": "PConv", "gc": "GC", "ours": "Ours", "biharmonic": "Biharmonic"}
 AUTHORS = {"ce": "Pathak et al. [3]", "pconv": "Liu et al. [4]", "gc": "Yu et al. [6]",
@@ -37,6 +40,9 @@ PUBLISHED = {
 }
 TABLES = {"table1_full": "full", "table2_foreground": "foreground", "table3_hole": "hole"}
 PSNR_CAP = 100.0
+PER_IMAGE_METRICS = ("mse", "mae", "psnr", "ssim", "lpips")  # FID is a distance between sets: no per-pair value
+LOWER_IS_BETTER = {"mse", "mae", "fid", "lpips"}
+CI_SUFFIXES = (" ci_low", " ci_high")
 DEFINITIONS = (
     "Our values: mean over the test pairs of per-image metrics on the saved uint8 outputs (0-255). "
     "MSE and MAE over the region's pixels x channels; PSNR = 10 log10(255^2 / MSE) per image, "
@@ -44,7 +50,10 @@ DEFINITIONS = (
     "scikit-image SSIM map per image (Gaussian, sigma 1.5, data range 255), without the 5-pixel image "
     "border that scikit-image's own mean SSIM leaves out; FID = pytorch-fid "
     "(Inception pool3, 2048-d) between the composited outputs and the ground truths, pixels outside "
-    "the region set to 0 in both sets; n/a when the Inception weights are not the pretrained ones. "
+    "the region set to 0 in both sets; n/a when the Inception weights are not the pretrained ones; "
+    "LPIPS = the lpips package's VGG variant (v0.1 linear layers) on the weights stage's VGG16, the whole "
+    "image's value per image, a region's the mean of its spatial map over the region; n/a when VGG16 is "
+    "not the pretrained one. "
     "Published: Jam et al., 3,000 CelebA-HQ test images at 256x256, metric code unpublished. Their "
     "MSE/MAE cannot be per-pixel values as defined here (CE's MAE 129.30 exceeds sqrt(MSE) = 11.55, "
     "impossible since MAE <= sqrt(MSE); GC's MSE 102.42 would give 28.0 dB, not 39.96), so compare "
@@ -63,19 +72,59 @@ def summarise(per_image: pd.DataFrame, region: str, fid: dict) -> dict[str, dict
     for method in method_order(per_image):
         rows = per_image[per_image["method"] == method]
         psnr = rows[f"{region}/psnr"].clip(upper=PSNR_CAP)
+        lpips = rows[f"{region}/lpips"].mean() if f"{region}/lpips" in rows else None  # older runs lack it
         values = {"mse": rows[f"{region}/mse"].mean(), "mae": rows[f"{region}/mae"].mean(),
                   "fid": fid.get(method, {}).get(region), "psnr": psnr.mean(),
-                  "ssim": rows[f"{region}/ssim"].mean()}
+                  "ssim": rows[f"{region}/ssim"].mean(), "lpips": lpips}
         result[method] = {k: (None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v))
                           for k, v in values.items()}
     return result
 
 
-def comparison_frame(summary: dict, region: str) -> pd.DataFrame:
+def paired_values(per_image: pd.DataFrame, region: str, metric: str) -> pd.DataFrame:
+    """(pairs, methods) values of one metric, rows in image_id order, PSNR capped as in the means;
+    only the pairs where every method has a value (an empty foreground has none). Empty when
+    the metric was not measured (an older run, or LPIPS without its weights)."""
+    counts = per_image.groupby("method")["image_id"].nunique()
+    if counts.nunique() != 1 or per_image.duplicated(["method", "image_id"]).any():
+        raise ValueError("the methods were not evaluated on the same test pairs")
+    column = f"{region}/{metric}"
+    if column not in per_image:
+        return pd.DataFrame(columns=method_order(per_image))
+    values = per_image.pivot(index="image_id", columns="method", values=column).sort_index()
+    values = values[method_order(per_image)].dropna()
+    return values.clip(upper=PSNR_CAP) if metric == "psnr" else values
+
+
+def intervals(per_image: pd.DataFrame, region: str, bootstrap) -> dict[str, dict[str, tuple[float, float]]]:
+    """{method: {metric: (low, high)}}: the bootstrap interval of each per-pair mean, one set of
+    resamples for every method (paired)."""
+    result: dict[str, dict[str, tuple[float, float]]] = {m: {} for m in method_order(per_image)}
+    indices = None
+    for metric in PER_IMAGE_METRICS:
+        values = paired_values(per_image, region, metric)
+        if values.empty:
+            continue
+        if indices is None or indices.shape[1] != len(values):  # the same pairs share one set
+            indices = stats.resample_indices(len(values), bootstrap.resamples, bootstrap.seed)
+        for method in values.columns:
+            result[method][metric] = stats.percentile_ci(values[method].to_numpy(), indices, bootstrap.level)
+    return result
+
+
+def _with_ci(row: dict, header: str, interval: tuple[float, float] | None) -> None:
+    low, high = interval if interval else (None, None)
+    row[header + CI_SUFFIXES[0]], row[header + CI_SUFFIXES[1]] = low, high
+
+
+def comparison_frame(summary: dict, region: str, cis: dict | None = None) -> pd.DataFrame:
     rows = []
     for method, values in summary.items():
-        rows.append({"Method": DISPLAY.get(method, method), "Author": AUTHORS.get(method, "external"),
-                     "Values": "this run", **{HEADERS[m]: values[m] for m in METRICS}})
+        row = {"Method": DISPLAY.get(method, method), "Author": AUTHORS.get(method, "external"),
+               "Values": "this run", **{HEADERS[m]: values[m] for m in METRICS}}
+        for metric in METRICS:
+            _with_ci(row, HEADERS[metric], (cis or {}).get(method, {}).get(metric))
+        rows.append(row)
         published = PUBLISHED.get(region, {}).get(method)
         if published:
             rows.append({"Method": DISPLAY[method], "Author": AUTHORS[method], "Values": "published",
@@ -83,20 +132,80 @@ def comparison_frame(summary: dict, region: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def bins_frame(per_image: pd.DataFrame) -> pd.DataFrame:
-    """One row per method and hole-ratio bin, bins in ascending order."""
+def bins_frame(per_image: pd.DataFrame, bootstrap=None) -> pd.DataFrame:
+    """One row per method and hole-ratio bin, bins in ascending order; with `bootstrap`, each
+    mean's interval over the bin's pairs (paired across methods within the bin)."""
     labels = sorted(per_image["bin"].unique(), key=lambda label: float(label.strip("(").split(",")[0]))
+    columns = {HEADERS["mse"]: "full/mse", HEADERS["mae"]: "full/mae", HEADERS["psnr"]: "full/psnr",
+               HEADERS["ssim"]: "full/ssim", HEADERS["lpips"]: "full/lpips", "Hole PSNR ↑": "hole/psnr"}
+    columns = {header: column for header, column in columns.items() if column in per_image}
+    cis: dict[tuple[str, str, str], tuple[float, float]] = {}
+    if bootstrap is not None:
+        for index, label in enumerate(labels):
+            in_bin = per_image[per_image["bin"] == label]
+            indices = stats.resample_indices(in_bin["image_id"].nunique(), bootstrap.resamples,
+                                             bootstrap.seed + index + 1)
+            for header, column in columns.items():
+                region, metric = column.split("/")
+                values = paired_values(in_bin, region, metric)
+                if len(values) != indices.shape[1]:  # a metric missing on some pairs of the bin
+                    values = values.iloc[:0]
+                for method in values.columns:
+                    cis[method, label, header] = stats.percentile_ci(values[method].to_numpy(), indices,
+                                                                     bootstrap.level)
     rows = []
     for method in method_order(per_image):
         of_method = per_image[per_image["method"] == method]
         for label in labels:
             group = of_method[of_method["bin"] == label]
-            rows.append({"Method": DISPLAY.get(method, method), "Hole ratio": label, "Images": len(group),
-                         HEADERS["mse"]: group["full/mse"].mean(), HEADERS["mae"]: group["full/mae"].mean(),
-                         HEADERS["psnr"]: group["full/psnr"].clip(upper=PSNR_CAP).mean(),
-                         HEADERS["ssim"]: group["full/ssim"].mean(),
-                         "Hole PSNR ↑": group["hole/psnr"].clip(upper=PSNR_CAP).mean()})
+            row = {"Method": DISPLAY.get(method, method), "Hole ratio": label, "Images": len(group)}
+            for header, column in columns.items():
+                values = group[column].clip(upper=PSNR_CAP) if column.endswith("psnr") else group[column]
+                row[header] = values.mean()
+            if bootstrap is not None:
+                for header in columns:
+                    _with_ci(row, header, cis.get((method, label, header)))
+            rows.append(row)
     return pd.DataFrame(rows)
+
+
+def paired_frame(per_image: pd.DataFrame, bootstrap, reference: str = "ours") -> pd.DataFrame:
+    """Table 5: for every other method, region and per-pair metric, the mean of (reference − method)
+    over the pairs, its paired bootstrap interval, the Wilcoxon signed-rank p-value and its
+    Holm-adjusted value over every test of the table."""
+    rows = []
+    for region in TABLES.values():
+        indices = None
+        for metric in PER_IMAGE_METRICS:
+            values = paired_values(per_image, region, metric)
+            if reference not in values.columns:
+                return pd.DataFrame()
+            if values.empty:
+                continue
+            if indices is None or indices.shape[1] != len(values):
+                indices = stats.resample_indices(len(values), bootstrap.resamples, bootstrap.seed)
+            for method in (m for m in values.columns if m != reference):
+                difference = (values[reference] - values[method]).to_numpy()
+                low, high = stats.percentile_ci(difference, indices, bootstrap.level)
+                rows.append({"Ours vs": DISPLAY.get(method, method), "Region": region,
+                             "Metric": HEADERS[metric], "Pairs": len(difference),
+                             "Ours − other": difference.mean(), "Ours − other ci_low": low,
+                             "Ours − other ci_high": high, "Wilcoxon p": stats.wilcoxon_p(difference)})
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame["Holm p"] = stats.holm(frame["Wilcoxon p"].tolist())
+    frame["Better"] = [verdict(row, 1.0 - bootstrap.level) for row in frame.to_dict("records")]
+    return frame
+
+
+def verdict(row: dict, alpha: float) -> str:
+    """Who is better on this row at the Holm-adjusted level `alpha`, or `—` when the test does not say."""
+    if row["Holm p"] >= alpha:
+        return "—"
+    lower_is_better = row["Metric"].split()[0].lower() in LOWER_IS_BETTER
+    ours_better = (row["Ours − other"] < 0) == lower_is_better
+    return "Ours" if ours_better else row["Ours vs"]
 
 
 def _cell(value) -> str:
@@ -111,48 +220,108 @@ def _numeric(frame: pd.DataFrame, column: str) -> bool:
     return pd.api.types.is_numeric_dtype(frame[column])
 
 
+def _like(value: float, mean: float) -> str:
+    """`value` with as many decimals as `_cell` gives `mean`."""
+    return f"{value:.4f}" if abs(mean) < 1 else f"{value:.2f}"
+
+
+def _p_value(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else (f"{value:.1e}" if value < 1e-3 else f"{value:.3f}")
+
+
+def display_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
+    """The frame as text cells, each `<metric> ci_low/high` pair folded into its mean: `mean ± half
+    width` (symmetric display of the interval; the csv keeps both ends), or `mean [low, high]` for
+    differences, whose interval's position against 0 is the point. Returns (cells, right-aligned)."""
+    shown = [c for c in frame.columns if not c.endswith(CI_SUFFIXES)]
+    right = {c for c in shown if _numeric(frame, c)}
+    cells = pd.DataFrame(index=frame.index)
+    for column in shown:
+        low_key, high_key = (column + suffix for suffix in CI_SUFFIXES)
+        texts = []
+        for index, value in frame[column].items():
+            if column.endswith(" p"):
+                texts.append(_p_value(value))
+                continue
+            text = _cell(value)
+            low = frame.at[index, low_key] if low_key in frame else None
+            high = frame.at[index, high_key] if high_key in frame else None
+            if text != "n/a" and low is not None and not pd.isna(low):
+                if column.startswith("Ours −"):
+                    text = f"{value:+.{4 if abs(value) < 1 else 2}f} [{_like(low, value)}, {_like(high, value)}]"
+                else:
+                    text += f" ± {_like((high - low) / 2, value)}"
+            texts.append(text)
+        cells[column] = texts
+    return cells, right
+
+
 def to_markdown(frame: pd.DataFrame, title: str, note: str) -> str:
-    lines = [f"### {title}", "", "| " + " | ".join(frame.columns) + " |",
-             "|" + "|".join(" ---: " if _numeric(frame, c) else " --- " for c in frame.columns) + "|"]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    cells, right = display_frame(frame)
+    lines = [f"### {title}", "", "| " + " | ".join(cells.columns) + " |",
+             "|" + "|".join(" ---: " if c in right else " --- " for c in cells.columns) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
     return "\n".join(lines + ["", note, ""])
 
 
 def to_latex(frame: pd.DataFrame, title: str, note: str) -> str:
     def tex(text: str) -> str:
         return (str(text).replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%")
-                .replace("_", r"\_").replace("#", r"\#").replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$"))
-    spec = "".join("r" if _numeric(frame, c) else "l" for c in frame.columns)
+                .replace("_", r"\_").replace("#", r"\#").replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$")
+                .replace("±", r"$\pm$").replace("−", r"$-$"))
+    cells, right = display_frame(frame)
+    spec = "".join("r" if c in right else "l" for c in cells.columns)
     lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{tex(title)}}}", rf"\begin{{tabular}}{{{spec}}}",
-             r"\toprule", " & ".join(tex(c) for c in frame.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(tex(_cell(v)) for v in row) + r" \\" for row in frame.itertuples(index=False)]
+             r"\toprule", " & ".join(tex(c) for c in cells.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(tex(v) for v in row) + r" \\" for row in cells.itertuples(index=False)]
     lines += [r"\bottomrule", r"\end{tabular}", rf"\par\footnotesize {tex(note)}", r"\end{table}", ""]
     return "\n".join(lines)
 
 
 TITLES = {"table1_full": "Table 1: the whole image", "table2_foreground": "Table 2: the foreground region (face + hair)",
-          "table3_hole": "Table 3: the hole region", "table4_bins": "Table 4: per hole-ratio bin (whole image)"}
+          "table3_hole": "Table 3: the hole region", "table4_bins": "Table 4: per hole-ratio bin (whole image)",
+          "table5_paired": "Table 5: Ours against each other method, paired over the test pairs"}
 
 
-def write_table(frame: pd.DataFrame, out: Path, name: str) -> None:
+def interval_note(bootstrap) -> str:
+    return (f"± is half the width of the {bootstrap.level:.0%} percentile bootstrap interval of the mean over the "
+            f"test pairs ({bootstrap.resamples:,} resamples, seed {bootstrap.seed}, the same resamples for every "
+            "method; Table 4: within each bin); the csv gives both ends (ci_low, ci_high). FID is one distance "
+            "between two sets of images, with no per-pair value, so it has no interval here.")
+
+
+def paired_note(bootstrap, tests: int) -> str:
+    return (f"Ours − other: the mean over the test pairs of Ours's value minus the other method's on the same "
+            f"pair, with its {bootstrap.level:.0%} paired bootstrap interval [low, high] ({bootstrap.resamples:,} "
+            f"resamples, seed {bootstrap.seed}). Wilcoxon p: two-sided Wilcoxon signed-rank test of those "
+            "differences (scipy; zero differences dropped; 1 when every difference is 0). Holm p: the "
+            f"Holm-Bonferroni adjustment over all {tests} tests of this table. Better: the method the difference "
+            f"favours where Holm p < {1 - bootstrap.level:.2g}, — where the test does not say. FID has no per-pair "
+            "value and is not tested. " + DEFINITIONS)
+
+
+def write_table(frame: pd.DataFrame, out: Path, name: str, note: str = DEFINITIONS) -> None:
     files.write_text_atomic(out / f"{name}.csv", frame.to_csv(index=False))
-    files.write_text_atomic(out / f"{name}.md", to_markdown(frame, TITLES[name], DEFINITIONS))
-    files.write_text_atomic(out / f"{name}.tex", to_latex(frame, TITLES[name], DEFINITIONS))
+    files.write_text_atomic(out / f"{name}.md", to_markdown(frame, TITLES[name], note))
+    files.write_text_atomic(out / f"{name}.tex", to_latex(frame, TITLES[name], note))
 
 
-def build_tables(per_image: pd.DataFrame, fid: dict, out: Path) -> dict:
-    """Write every table; return the measured values for `reports/metrics.json`."""
-    measured = {}
+def build_tables(per_image: pd.DataFrame, fid: dict, out: Path, bootstrap) -> dict:
+    """Write every table; return the measured means for `reports/metrics.json`."""
+    measured, note = {}, interval_note(bootstrap) + " " + DEFINITIONS
     for name, region in TABLES.items():
         summary = summarise(per_image, region, fid)
         measured[name] = summary
-        write_table(comparison_frame(summary, region), out, name)
-    write_table(bins_frame(per_image), out, "table4_bins")
+        write_table(comparison_frame(summary, region, intervals(per_image, region, bootstrap)), out, name, note)
+    write_table(bins_frame(per_image, bootstrap), out, "table4_bins", note)
+    paired = paired_frame(per_image, bootstrap)
+    if not paired.empty:
+        write_table(paired, out, "table5_paired", paired_note(bootstrap, len(paired)))
     return measured
 
 
-def rebuild(reports: Path = Path("reports")) -> dict:
+def rebuild(reports: Path, bootstrap) -> dict:
     """`fgi tables`: the tables again from the saved per-image rows and FID values."""
     per_image = pd.read_csv(reports / "per_image.csv", dtype={"image_id": str})
     fid = json.loads((reports / "fid.json").read_text()) if (reports / "fid.json").exists() else {}
-    return build_tables(per_image, fid, reports / "tables")
+    return build_tables(per_image, fid, reports / "tables", bootstrap)

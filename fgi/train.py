@@ -96,7 +96,7 @@ def fingerprint(params: Params, name: str, paths: Paths) -> str:
     """What a checkpoint must share with this run to be resumed: model, protocol and data."""
     train = params.train
     protocol = {"model": name, "cfg": to_dict(getattr(params.models, name)), "size": params.data.size,
-                "seed": params.seed, "batch_size": train.batch_size, "mask_augment": train.mask_augment,
+                "seed": train.seed, "batch_size": train.batch_size, "mask_augment": train.mask_augment,
                 "world": int(os.environ.get("WORLD_SIZE", "1"))}
     digest = hashlib.sha256(json.dumps(protocol, sort_keys=True).encode())
     for path in (paths.prepared / "train.txt", paths.holes / "masks.csv", paths.foreground / "summary.json"):
@@ -203,8 +203,9 @@ def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run |
     if cfg is None or name == "biharmonic":
         raise UserError(f"train: {name!r} is not a learned model; choose one of ours, ce, pconv, gc")
     on_cuda = world.device.type == "cuda"
-    # Ranks draw different masks; DDP copies rank 0's initial weights to every rank.
-    seed_everything(params.seed + world.rank, deterministic=not on_cuda)
+    # Ranks draw different masks; DDP copies rank 0's initial weights to every rank. The
+    # training seed is its own param, so seeds of one model share the data and test pairs.
+    seed_everything(params.train.seed + world.rank, deterministic=not on_cuda)
     load_provenance(paths.weights)  # fail early, with the fix, when the weights stage has not run
     layers = getattr(cfg, "vgg_layers", ("pool1",))
     objective = make_objective(name, cfg, params.data.size, vgg=lambda: build_vgg(params, paths, layers))
@@ -217,8 +218,8 @@ def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run |
     if len(dataset) < params.train.batch_size * world.world:
         raise UserError(f"train.batch_size: {params.train.batch_size} × {world.world} process(es) exceeds "
                         f"the {len(dataset)} training images; lower it or raise split.train")
-    generator = torch.Generator().manual_seed(params.seed)
-    sampler = (DistributedSampler(dataset, world.world, world.rank, shuffle=True, seed=params.seed)
+    generator = torch.Generator().manual_seed(params.train.seed)
+    sampler = (DistributedSampler(dataset, world.world, world.rank, shuffle=True, seed=params.train.seed)
                if world.world > 1 else RandomSampler(dataset, generator=generator))
     loader = DataLoader(dataset, batch_size=params.train.batch_size, sampler=sampler, drop_last=True,
                         num_workers=params.train.num_workers, pin_memory=on_cuda,

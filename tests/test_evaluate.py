@@ -37,22 +37,25 @@ def test_every_method_has_a_composited_output_for_every_pair(micro_pipeline):
 
 def test_evaluate_writes_all_four_tables_for_all_five_methods(micro_pipeline):
     out = micro_pipeline / "reports" / "tables"
-    for name in ("table1_full", "table2_foreground", "table3_hole", "table4_bins"):
+    for name in ("table1_full", "table2_foreground", "table3_hole", "table4_bins", "table5_paired"):
         for suffix in (".csv", ".md", ".tex"):
             assert (out / f"{name}{suffix}").is_file()
     table1 = pd.read_csv(out / "table1_full.csv")
-    assert list(table1.columns) == ["Method", "Author", "Values", "MSE ↓", "MAE ↓", "FID ↓", "PSNR ↑", "SSIM ↑"]
+    metrics = ["MSE ↓", "MAE ↓", "FID ↓", "PSNR ↑", "SSIM ↑", "LPIPS ↓"]
+    assert list(table1.columns) == ["Method", "Author", "Values", *metrics,
+                                    *(f"{m} {end}" for m in metrics for end in ("ci_low", "ci_high"))]
     measured = table1[table1["Values"] == "this run"]
     assert measured["Method"].tolist() == ["CE", "PConv", "GC", "Ours", "Biharmonic"]
     published = table1[table1["Values"] == "published"].set_index("Method")
     assert published.loc["Ours", "PSNR ↑"] == 34.35 and published.loc["GC", "FID ↓"] == 4.29
     assert measured["FID ↓"].isna().all(), "offline: FID is n/a, never a number from random weights"
+    assert measured["LPIPS ↓"].isna().all(), "offline: LPIPS's VGG16 is random, so LPIPS is n/a"
     markdown = (out / "table1_full.md").read_text()
     assert "| Ours | Foreground-guided | published | 194.86 |" in markdown and "n/a" in markdown
     assert "PSNR = 10 log10(255^2 / MSE)" in markdown
     metrics = json.loads((micro_pipeline / "reports" / "metrics.json").read_text())
     assert set(metrics["table2_foreground"]) == set(METHODS)
-    assert metrics["table1_full"]["ours"]["fid"] is None
+    assert metrics["table1_full"]["ours"]["fid"] is None and metrics["table1_full"]["ours"]["lpips"] is None
     shown = run_dvc(micro_pipeline, "metrics", "show", "--json").stdout
     assert "table1_full" in shown and "psnr" in shown
 
@@ -108,7 +111,8 @@ def test_tables_layout_on_hand_made_rows(tmp_path):
             rows.append(row)
     per_image = pd.DataFrame(rows)
     per_image.loc[0, "full/psnr"] = np.inf  # a perfect image counts as 100 dB
-    measured = tables.build_tables(per_image, {"ours": {"full": 12.5}}, tmp_path)
+    bootstrap = load_params(REPO / "params.yaml").eval.bootstrap
+    measured = tables.build_tables(per_image, {"ours": {"full": 12.5}}, tmp_path, bootstrap)
     assert measured["table1_full"]["ours"]["psnr"] == pytest.approx((100.0 + 30.0) / 2)
     assert measured["table1_full"]["ours"]["fid"] == 12.5 and measured["table1_full"]["ce"]["fid"] is None
     table1 = pd.read_csv(tmp_path / "table1_full.csv")

@@ -21,7 +21,7 @@ from fgi.tables import TITLES
 
 pytestmark = pytest.mark.e2e
 
-TABLE_NAMES = ("table1_full", "table2_foreground", "table3_hole", "table4_bins")
+TABLE_NAMES = ("table1_full", "table2_foreground", "table3_hole", "table4_bins", "table5_paired")
 CHROMIUM = Path("/usr/bin/chromium")
 # Flags that keep a headless Chromium from reaching anything but the page it is given.
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

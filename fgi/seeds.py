@@ -1,0 +1,143 @@
+"""`fgi seeds`: one profile trained with several training seeds, as mean ± standard deviation.
+
+Retraining a GAN with another seed can move its numbers more than resampling
+the test set does, so the bootstrap intervals of the tables (over test pairs)
+do not cover it. The seeds run as DVC experiments that differ from the
+workspace only in `train.seed` (the data and the test pairs stay the same):
+
+    for seed in 1 2; do dvc exp run --queue -S train.seed=$seed -n seed-$seed; done
+    dvc exp run --run-all          # the queue, one experiment after the other
+    fgi seeds                      # the workspace (seed 0) and every seed experiment
+
+`fgi seeds` reads `dvc exp show --json`, keeps the workspace and every
+experiment of its commit whose params equal the workspace's except
+`train.seed` (one result per seed), and writes `reports/seeds.{csv,md}`: per
+method, the mean and sample standard deviation across seeds of each table's
+PSNR, SSIM and MAE (Tables 1-3), and how many seeds went into it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fgi import files
+from fgi.errors import UserError
+from fgi.tables import DISPLAY, METHODS, TABLES
+
+METRICS = {"psnr": "PSNR ↑", "ssim": "SSIM ↑", "mae": "MAE ↓"}
+REGION_NAMES = {"table1_full": "full", "table2_foreground": "foreground", "table3_hole": "hole"}
+
+
+def _entry(rev: str, name: str | None, data: dict | None) -> dict | None:
+    if not data:
+        return None
+    params = (data.get("params") or {}).get("params.yaml", {}).get("data")
+    metrics = (data.get("metrics") or {}).get("reports/metrics.json", {}).get("data")
+    if not params or not metrics:
+        return None
+    return {"rev": rev, "name": name or rev[:7], "params": params, "metrics": metrics}
+
+
+def experiments(shown: list[dict]) -> list[dict]:
+    """`dvc exp show --json` flattened: the workspace first, then each commit and its experiments,
+    each {"rev", "name", "params", "metrics"}; entries without both params and metrics are left out."""
+    found = []
+    for commit in shown:
+        found.append(_entry(commit["rev"], commit.get("name"), commit.get("data")))
+        for experiment in commit.get("experiments") or []:
+            for revision in experiment.get("revs") or []:
+                found.append(_entry(revision["rev"], revision.get("name") or experiment.get("name"),
+                                    revision.get("data")))
+    return [entry for entry in found if entry]
+
+
+def _without_seed(params: dict) -> dict:
+    stripped = copy.deepcopy(params)
+    stripped.get("train", {}).pop("seed", None)
+    return stripped
+
+
+def seed_runs(entries: list[dict]) -> dict[int, dict]:
+    """{train.seed: metrics} of the entries whose params equal the first entry's (the workspace)
+    except train.seed; the first entry of each seed wins."""
+    if not entries:
+        raise UserError("dvc exp show: no run with params.yaml and reports/metrics.json; run `dvc repro` first")
+    reference = _without_seed(entries[0]["params"])
+    runs: dict[int, dict] = {}
+    for entry in entries:
+        seed = entry["params"].get("train", {}).get("seed")
+        if seed is not None and seed not in runs and _without_seed(entry["params"]) == reference:
+            runs[seed] = entry["metrics"]
+    return runs
+
+
+def seeds_frame(runs: dict[int, dict]) -> pd.DataFrame:
+    """One row per method: seeds, then `<region> <metric>` mean and sd (ddof 1) across seeds."""
+    methods = [m for m in METHODS if any(m in run.get("table1_full", {}) for run in runs.values())]
+    rows = []
+    for method in methods:
+        row = {"Method": DISPLAY.get(method, method), "Seeds": 0}
+        for table in TABLES:
+            for metric, header in METRICS.items():
+                values = np.array([run[table][method][metric] for run in runs.values()
+                                   if run.get(table, {}).get(method, {}).get(metric) is not None], float)
+                row["Seeds"] = max(row["Seeds"], len(values))
+                name = f"{REGION_NAMES[table]} {header}"
+                row[f"{name} mean"] = values.mean() if len(values) else np.nan
+                row[f"{name} sd"] = values.std(ddof=1) if len(values) > 1 else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def to_markdown(frame: pd.DataFrame, seeds: list[int]) -> str:
+    names = [c[:-5] for c in frame.columns if c.endswith(" mean")]
+    lines = ["### Across training seeds: mean ± standard deviation", "",
+             "| Method | Seeds | " + " | ".join(names) + " |", "| --- | ---: |" + " ---: |" * len(names)]
+    for row in frame.to_dict("records"):
+        cells = []
+        for name in names:
+            mean, sd = row[f"{name} mean"], row[f"{name} sd"]
+            digits = 4 if abs(mean) < 1 else 2
+            cells.append("n/a" if np.isnan(mean) else f"{mean:.{digits}f}" + ("" if np.isnan(sd) else f" ± {sd:.{digits}f}"))
+        lines.append(f"| {row['Method']} | {row['Seeds']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines + ["", f"Training seeds (`train.seed`): {', '.join(map(str, seeds))}; the same data and "
+                              "test pairs for every seed. ± is the sample standard deviation across seeds (n − 1), "
+                              "not an interval over test pairs (those are in Tables 1-4).", ""])
+
+
+def dvc_exp_show(root: Path) -> list[dict]:
+    try:
+        result = subprocess.run(["dvc", "exp", "show", "--json"], cwd=root, capture_output=True, text=True,
+                                check=False)
+    except FileNotFoundError as err:
+        raise UserError("dvc: not found; run `fgi seeds` from the project's environment (`make setup`)") from err
+    if result.returncode != 0:
+        raise UserError(f"dvc exp show --json failed in {root}: {result.stderr.strip()[-300:]}")
+    return json.loads(result.stdout)
+
+
+def cmd_seeds(args: argparse.Namespace) -> int:
+    runs = seed_runs(experiments(dvc_exp_show(Path("."))))
+    if len(runs) < 2:
+        raise UserError(f"found {len(runs)} training seed(s) of this workspace's params; queue more with "
+                        "`dvc exp run --queue -S train.seed=1` and run them with `dvc exp run --run-all`")
+    frame = seeds_frame(runs)
+    out = Path(args.out)
+    markdown = to_markdown(frame, sorted(runs))
+    files.write_text_atomic(out / "seeds.csv", frame.to_csv(index=False))
+    files.write_text_atomic(out / "seeds.md", markdown)
+    print(markdown)
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    seeds = commands.add_parser("seeds", help="mean ± sd across training seeds (DVC experiments)")
+    seeds.add_argument("--out", default="reports", help="folder for seeds.csv and seeds.md")
+    seeds.set_defaults(run=cmd_seeds)
