@@ -148,8 +148,8 @@ def bins_frame(per_image: pd.DataFrame, bootstrap=None) -> pd.DataFrame:
             for header, column in columns.items():
                 region, metric = column.split("/")
                 values = paired_values(in_bin, region, metric)
-                if len(values) != indices.shape[1]:  # a metric missing on some pairs of the bin
-                    values = values.iloc[:0]
+                if len(values) != indices.shape[1]:  # a metric missing on some pairs: no interval
+                    continue
                 for method in values.columns:
                     cis[method, label, header] = stats.percentile_ci(values[method].to_numpy(), indices,
                                                                      bootstrap.level)

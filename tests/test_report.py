@@ -126,8 +126,8 @@ def test_html_is_self_contained(report):
     assert len(embedded) == len(links) == 5  # the figures, and nothing else is fetched
     figures = {(report["out"] / "figures" / f"{name}.png").read_bytes() for name in FIGURES}
     assert {base64.b64decode(data) for data in embedded} == figures
-    # Run, provenance, Tables 1-4; the Markdown pipes became real cells.
-    assert page.count("<table>") == 6
+    # Run, provenance, Tables 1-5; the Markdown pipes became real cells.
+    assert page.count("<table>") == 7
     assert '<td>Biharmonic</td><td>scikit-image (reference)</td><td>this run</td><td class="r">' in page
 
 
@@ -201,7 +201,7 @@ def test_report_renders_in_chromium(report, tmp_path):
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20 and pixels.std() > 10, "blank screenshot"
 
     dom = chromium(page, tmp_path, "--dump-dom").stdout
-    assert dom.count("<table>") == 6 and dom.count('<img src="data:image/png;base64,') == 5
+    assert dom.count("<table>") == 7 and dom.count('<img src="data:image/png;base64,') == 5
     assert "fgi report: profile <code>micro</code>" in dom
 
     # The control: the same page with one external image. The error check must see it, or it sees nothing.
