@@ -58,9 +58,15 @@ def experiments(shown: list[dict]) -> list[dict]:
     return [entry for entry in found if entry]
 
 
+# Sections no DVC stage reads: a change there does not make another run.
+UNREAD_SECTIONS = ("serve",)
+
+
 def _without_seed(params: dict) -> dict:
     stripped = copy.deepcopy(params)
     stripped.get("train", {}).pop("seed", None)
+    for section in UNREAD_SECTIONS:
+        stripped.pop(section, None)
     return stripped
 
 
@@ -112,9 +118,9 @@ def to_markdown(frame: pd.DataFrame, seeds: list[int]) -> str:
                               "not an interval over test pairs (those are in Tables 1-4).", ""])
 
 
-def dvc_exp_show(root: Path) -> list[dict]:
+def dvc_exp_show(root: Path, all_commits: bool = False) -> list[dict]:
     try:
-        result = subprocess.run(["dvc", "exp", "show", "--json"], cwd=root, capture_output=True, text=True,
+        result = subprocess.run(["dvc", "exp", "show", "--json", *(["--all-commits"] if all_commits else [])], cwd=root, capture_output=True, text=True,
                                 check=False)
     except FileNotFoundError as err:
         raise UserError("dvc: not found; run `fgi seeds` from the project's environment (`make setup`)") from err
@@ -124,7 +130,7 @@ def dvc_exp_show(root: Path) -> list[dict]:
 
 
 def cmd_seeds(args: argparse.Namespace) -> int:
-    runs = seed_runs(experiments(dvc_exp_show(Path("."))))
+    runs = seed_runs(experiments(dvc_exp_show(Path("."), args.all_commits)))
     if len(runs) < 2:
         raise UserError(f"found {len(runs)} training seed(s) of this workspace's params; queue more with "
                         "`dvc exp run --queue -S train.seed=1` and run them with `dvc exp run --run-all`")
@@ -140,4 +146,7 @@ def cmd_seeds(args: argparse.Namespace) -> int:
 def register(commands: argparse._SubParsersAction) -> None:
     seeds = commands.add_parser("seeds", help="mean ± sd across training seeds (DVC experiments)")
     seeds.add_argument("--out", default="reports", help="folder for seeds.csv and seeds.md")
+    seeds.add_argument("--all-commits", action="store_true",
+                       help="also read experiments queued from earlier commits (dvc exp show --all-commits); "
+                            "only right when the code did not change since")
     seeds.set_defaults(run=cmd_seeds)

@@ -61,3 +61,9 @@ def test_no_run_at_all_says_what_to_run():
         entry["experiments"] = None
     with pytest.raises(UserError, match="run `dvc repro` first"):
         seeds.seed_runs(seeds.experiments(empty))
+
+
+def test_a_section_no_stage_reads_does_not_split_the_seeds():
+    shown = exp_show()
+    shown[0]["data"]["params"]["params.yaml"]["data"]["serve"] = {"max_pixels": 1000}  # edited after queueing
+    assert sorted(seeds.seed_runs(seeds.experiments(shown))) == [0, 1, 2]
