@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: setup repro study seeds test ui bench lock browser
+.PHONY: setup repro study seeds test ui serve bench lock browser
 
 setup: $(STAMP)
 
@@ -53,6 +53,10 @@ browser:
 
 ui: setup
 	fgi ui
+
+# Paint a hole on your own photo and compare every trained method (after `make repro`).
+serve: setup
+	fgi serve
 
 bench: setup
 	python -m benchmarks

@@ -6,6 +6,7 @@
     fgi inpaint --checkpoint models/ours --image face.jpg --mask hole.png --out filled.png
     fgi study record [--ablation] [--wall-s S]   copy the CPU study's outputs into docs/study/
     fgi seeds [--out reports]    mean ± sd across training seeds run as DVC experiments
+    fgi serve [--port 8765]      paint a hole on your own photo, compare every method in the browser
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     from fgi.seeds import register as register_seeds
 
     register_seeds(commands)
+    from fgi.serve import register as register_serve
+
+    register_serve(commands)
     return parser
 
 

@@ -230,6 +230,12 @@ class Tracking:
 
 
 @dataclass(frozen=True)
+class Serve:
+    max_pixels: int = _spec(ge=4096)
+    face_crop: bool = _spec()
+
+
+@dataclass(frozen=True)
 class Params:
     profile: str = _spec()
     seed: int = _spec(ge=0)
@@ -244,6 +250,7 @@ class Params:
     eval: Eval = _spec()
     report: Report = _spec()
     tracking: Tracking = _spec()
+    serve: Serve = _spec()
 
 
 MODEL_NAMES = tuple(f.name for f in dataclasses.fields(Models))

@@ -2,6 +2,7 @@
 
     fgi inpaint --checkpoint models/ours --image face.jpg --mask face_mask.png --out filled.png
     fgi inpaint --model-uri runs:/<run_id>/generator --image photos/ --mask masks/ --out filled/
+    fgi inpaint --checkpoint models/ours --image photo.jpg --mask hole.png --out filled.png --face-crop
 
 The model works at its fixed size S (the `data.size` it was trained at), so a
 photo of any size is resized to S x S, filled there, and the prediction is
@@ -21,6 +22,8 @@ resized back; only the hole pixels of the output come from it. Conventions:
   ANY original pixel under it is (not area >= 0.5), so a thin stroke survives
   the downscale and nothing under the hole reaches the model's input.
 * an empty mask returns the image (as 8-bit RGB) without running the model.
+* `--face-crop`: a photo is not an aligned face; inpaint a square around the
+  face instead (or around the hole when no face is found), see `fgi.facecrop`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from PIL import Image, ImageOps
 from fgi import files
 from fgi.data.dataset import image_tensor, to_uint8
 from fgi.errors import UserError
+from fgi.facecrop import FACE_SCALE
 from fgi.predict import (PRECISIONS, device, for_inference, inference_autocast, load_generator,
                          resolve_precision)
 
@@ -215,13 +219,29 @@ def save_image(image: Image.Image, path: Path, image_format: str) -> None:
 
 
 def inpaint_paths(generator, size: int, image: Path, mask: Path, out: Path, resize_mask: bool = False,
-                  batch_size: int = 8, precision: str = "auto") -> list[Path]:
-    """Inpaint a file or a folder (masks paired by file stem); return the files written."""
+                  batch_size: int = 8, precision: str = "auto", face_scale: float | None = None) -> list[Path]:
+    """Inpaint a file or a folder (masks paired by file stem); return the files written.
+
+    With `face_scale`, each image is inpainted on a face-aware crop (`fgi.facecrop`), one at a
+    time, and the strategy that ran is printed."""
     image, mask, out = Path(image), Path(mask), Path(out)
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
     pairs = _pairs(image, mask)
     targets = [_destination(out, image_path, image.is_dir()) for image_path, _ in pairs]  # fail before any work
+    if face_scale is not None:
+        from fgi.facecrop import inpaint_cropped
+
+        for (image_path, mask_path), (path, image_format) in zip(pairs, targets):
+            photo = open_image(image_path)
+            hole = _fit_mask(hole_mask(open_image(mask_path)), rgb8(photo).shape[:2], resize_mask,
+                             f"{mask_path} (mask of {image_path})")
+            result, crop = inpaint_cropped(lambda crop, crop_hole: inpaint_image(generator, size, crop, crop_hole,
+                                                                                  precision=precision),
+                                           photo, hole, face_scale)
+            print(f"{image_path}: {crop.describe()}")
+            save_image(result, path, image_format)
+        return [path for path, _ in targets]
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start:start + batch_size]
         filled = inpaint_batch(generator, size, [open_image(p) for p, _ in chunk], [open_image(m) for _, m in chunk],
@@ -261,7 +281,8 @@ def run(args: argparse.Namespace) -> int:
         generator, size = load_mlflow_generator(args.model_uri, args.size, where)
     precision = for_inference(generator, args.precision, where)
     written = inpaint_paths(generator, size, Path(args.image), Path(args.mask), Path(args.out),
-                            resize_mask=args.resize_mask, batch_size=args.batch_size, precision=precision)
+                            resize_mask=args.resize_mask, batch_size=args.batch_size, precision=precision,
+                            face_scale=args.face_scale if args.face_crop else None)
     print(f"wrote {len(written)} image{'s' * (len(written) != 1)} ({where.type}, {precision}, model at {size}x{size})"
           + (f": {written[0]}" if len(written) == 1 else f" to {args.out}"))
     return 0
@@ -280,6 +301,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="a mask file (white = hole) for every image, or a folder of masks named like the images")
     parser.add_argument("--out", required=True, help="an output .png/.jpg, or a folder (PNGs named like the images)")
     parser.add_argument("--resize-mask", action="store_true", help="scale a mask of another size to the image's")
+    parser.add_argument("--face-crop", action="store_true",
+                        help="find the face (OpenCV's bundled detector) and inpaint a square around it at the "
+                             "training framing; no face: a square around the hole")
+    parser.add_argument("--face-scale", type=float, default=FACE_SCALE, metavar="X",
+                        help=f"with --face-crop: the square's side in face-detector boxes (default {FACE_SCALE})")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="images per forward pass (default 8)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="the model's compute precision: auto (default) is bfloat16 where the CPU or GPU runs it "

@@ -1,0 +1,280 @@
+"""`fgi serve`: paint a hole on your own photo and compare every method side by side.
+
+    fgi serve                       # http://127.0.0.1:8765, the models under models/ and biharmonic
+    fgi serve --model-uri mine=runs:/<run_id>/generator --port 9000
+
+A local web app (FastAPI under uvicorn, both installed with MLflow). The page
+(`fgi/web/`) and everything it loads come from this server; its
+Content-Security-Policy lets nothing else in, so no request leaves the machine.
+
+API, one JSON request per comparison:
+
+    GET  /api/methods    {"methods": [{"name", "label", "size"}], "max_pixels", "face_crop"}
+    POST /api/inpaint    {"image": <base64 or data URL of the photo file>,
+                          "mask": <base64 PNG, white = hole, the photo's size>,
+                          "methods": [names], "face_crop": bool}
+                      -> {"width", "height", "results": [{"method", "label", "seconds",
+                          "crop", "png" (base64) | "error"}]}
+
+Each method runs as `fgi inpaint` runs it (`fgi.inpaint.inpaint_image`), on the
+face-aware crop when `face_crop` is on (`fgi.facecrop`); the known pixels of
+every result are the photo's own. A user's mistake (not an image, a
+decompression bomb or a photo over `serve.max_pixels`, a mask of another size
+or with no hole, an unknown method) is a 4xx with a message the page shows; a
+method that fails is reported in its own result and the others still run.
+Requests share nothing but the loaded models, each behind its own lock.
+
+(No `from __future__ import annotations` here: FastAPI reads the handlers'
+annotations, and `Request` is imported inside `make_app` so that `fgi`'s other
+commands start without importing FastAPI.)
+"""
+
+import argparse
+import base64
+import binascii
+import dataclasses
+import io
+import json
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fgi.config import Params, load_params
+from fgi.errors import UserError
+from fgi.facecrop import FACE_SCALE, inpaint_cropped
+
+WEB = Path(__file__).parent / "web"
+MAX_BODY_BYTES = 200 * 2**20  # a 40-megapixel PNG, base64-encoded, fits
+CSP = ("default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'")
+
+
+class BadRequest(Exception):
+    """A request the user can fix: its HTTP status and the message the page shows."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclasses.dataclass
+class Method:
+    """One method the app can run: loaded on first use, one request at a time."""
+
+    name: str
+    label: str
+    load: object  # () -> (generator, size)
+    size: int | None = None
+    _loaded: tuple | None = None
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def run(self, image: Image.Image, hole: np.ndarray, face_crop: bool, face_scale: float):
+        """(result, crop): the photo with its hole filled, as `fgi inpaint [--face-crop]` would."""
+        from fgi.inpaint import inpaint_image
+
+        with self.lock:
+            if self._loaded is None:
+                self._loaded = self.load()
+                self.size = self._loaded[1]
+            generator, size = self._loaded
+            return inpaint_cropped(lambda crop, crop_hole: inpaint_image(generator, size, crop, crop_hole,
+                                                                          precision="float32"),
+                                   image, hole, face_scale, face_crop)
+
+
+def _checkpoint_loader(path: Path):
+    def load():
+        from fgi.predict import device, load_generator
+
+        _, generator, size = load_generator(path, device())
+        return generator, size
+    return load
+
+
+def _uri_loader(uri: str):
+    def load():
+        from fgi.inpaint import load_mlflow_generator
+        from fgi.predict import device
+
+        return load_mlflow_generator(uri, None, device())
+    return load
+
+
+def find_methods(params: Params, models: Path, model_uris: dict[str, str]) -> dict[str, Method]:
+    """Every checkpoint under `models/<name>/model.pt`, biharmonic, and the named MLflow models."""
+    from fgi.models.classical import BiharmonicInpainter
+    from fgi.tables import DISPLAY
+
+    methods = {}
+    for path in sorted(Path(models).glob("*/model.pt")):
+        name = path.parent.name
+        methods[name] = Method(name, DISPLAY.get(name, name), _checkpoint_loader(path))
+    biharmonic = BiharmonicInpainter(params.models.biharmonic.split_into_regions, workers=1)
+    methods["biharmonic"] = Method("biharmonic", DISPLAY["biharmonic"],
+                                   lambda: (biharmonic, params.data.size), size=params.data.size)
+    for name, uri in model_uris.items():
+        if name in methods:
+            raise UserError(f"--model-uri {name}={uri}: the name {name!r} is taken; choose another")
+        methods[name] = Method(name, f"{name} ({uri})", _uri_loader(uri))
+    return methods
+
+
+# ---------------------------------------------------------------- requests
+
+def decode_base64(text: object, what: str) -> bytes:
+    if not isinstance(text, str) or not text:
+        raise BadRequest(400, f"{what}: missing; open a photo first")
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise BadRequest(400, f"{what}: not base64 data ({err})") from err
+
+
+def open_upload(data: bytes, what: str, max_pixels: int) -> Image.Image:
+    """A decoded image, refused before decoding when its header says it is over `max_pixels`."""
+    try:
+        with warnings.catch_warnings():
+            # Our own limit below speaks first; Pillow's error (twice its limit) still stops a bomb.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.width * image.height > max_pixels:
+                raise BadRequest(413, f"{what}: {image.width}x{image.height} is {image.width * image.height / 1e6:.1f} "
+                                      f"megapixels, over the limit of {max_pixels / 1e6:.1f} (serve.max_pixels); "
+                                      "scale the photo down or raise the limit")
+            image.load()
+    except BadRequest:
+        raise
+    except Image.DecompressionBombError as err:
+        raise BadRequest(413, f"{what}: refused as a decompression bomb ({err})") from err
+    except (OSError, SyntaxError, ValueError) as err:
+        raise BadRequest(400, f"{what}: not an image Pillow can read ({err}); use a JPEG or PNG") from err
+    return image
+
+
+def inpaint_request(body: dict, methods: dict[str, Method], params: Params,
+                    face_scale: float = FACE_SCALE) -> dict:
+    from fgi.inpaint import hole_mask, rgb8
+
+    if not isinstance(body, dict):
+        raise BadRequest(400, "the request must be a JSON object")
+    limit = params.serve.max_pixels
+    image = open_upload(decode_base64(body.get("image"), "photo"), "photo", limit)
+    mask = open_upload(decode_base64(body.get("mask"), "mask"), "mask", limit)
+    width, height = rgb8(image).shape[1::-1]
+    hole = hole_mask(mask)
+    if hole.shape != (height, width):
+        raise BadRequest(422, f"mask: {hole.shape[1]}x{hole.shape[0]} but the photo is {width}x{height}; "
+                              "paint on the photo or upload a mask of its size")
+    if not hole.any():
+        raise BadRequest(422, "mask: no hole; paint over what to remove (white = hole in an uploaded mask)")
+    names = body.get("methods")
+    if not isinstance(names, list) or not names:
+        raise BadRequest(422, "methods: pick at least one method")
+    unknown = [name for name in names if name not in methods]
+    if unknown:
+        raise BadRequest(422, f"methods: unknown {', '.join(map(str, unknown))}; "
+                              f"this server runs {', '.join(methods)}")
+    face_crop = bool(body.get("face_crop", params.serve.face_crop))
+    results = []
+    for name in dict.fromkeys(names):
+        method = methods[name]
+        start = time.perf_counter()
+        try:
+            result, crop = method.run(image, hole, face_crop, face_scale)
+        except Exception as err:  # noqa: BLE001 - one method's failure is shown, the others still run
+            message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            results.append({"method": name, "label": method.label, "error": message,
+                            "seconds": time.perf_counter() - start})
+            continue
+        buffer = io.BytesIO()
+        result.save(buffer, format="PNG")
+        results.append({"method": name, "label": method.label, "seconds": time.perf_counter() - start,
+                        "crop": crop.describe(), "strategy": crop.strategy,
+                        "png": base64.b64encode(buffer.getvalue()).decode("ascii")})
+    return {"width": width, "height": height, "results": results}
+
+
+# ---------------------------------------------------------------- the app
+
+def make_app(params: Params, methods: dict[str, Method], face_scale: float = FACE_SCALE):
+    from fastapi import FastAPI, Request
+    from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import FileResponse, JSONResponse
+
+    app = FastAPI(title="fgi serve", docs_url=None, redoc_url=None, openapi_url=None)
+    headers = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+    def static(name: str, media_type: str):
+        return lambda: FileResponse(WEB / name, media_type=media_type, headers=headers)
+
+    app.get("/")(static("index.html", "text/html"))
+    app.get("/app.js")(static("app.js", "text/javascript"))
+    app.get("/app.css")(static("app.css", "text/css"))
+
+    @app.get("/api/methods")
+    def list_methods():
+        return {"methods": [{"name": m.name, "label": m.label, "size": m.size} for m in methods.values()],
+                "max_pixels": params.serve.max_pixels, "face_crop": params.serve.face_crop}
+
+    @app.middleware("http")
+    async def refuse_large(request: Request, call_next):
+        length = request.headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            return JSONResponse({"error": f"request over {MAX_BODY_BYTES // 2**20} MiB; scale the photo down"},
+                                status_code=413)
+        return await call_next(request)
+
+    @app.post("/api/inpaint")
+    async def inpaint(request: Request):
+        try:
+            body = json.loads(await request.body())
+        except ValueError as err:
+            return JSONResponse({"error": f"the request is not JSON ({err})"}, status_code=400)
+        try:
+            # In a worker thread: one slow method does not block the page or other requests.
+            return await run_in_threadpool(inpaint_request, body, methods, params, face_scale)
+        except BadRequest as err:
+            return JSONResponse({"error": str(err)}, status_code=err.status)
+
+    @app.exception_handler(Exception)
+    async def any_error(_request, err):  # never a traceback in the page
+        return JSONResponse({"error": f"internal error: {type(err).__name__}: {err}"}, status_code=500)
+
+    return app
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    params = load_params(Path(args.params))
+    uris = {}
+    for item in args.model_uri or []:
+        name, sep, uri = item.partition("=")
+        if not sep or not name or not uri:
+            raise UserError(f"--model-uri {item}: write NAME=URI, e.g. mine=runs:/<run_id>/generator")
+        uris[name] = uri
+    methods = find_methods(params, Path(args.models), uris)
+    print(f"fgi serve: http://{args.host}:{args.port}  methods: {', '.join(methods)}", flush=True)
+    uvicorn.run(make_app(params, methods, args.face_scale), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("serve", help="compare every method on your own photo in the browser",
+                                   description="A local web app: paint a hole, run every method, compare.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    parser.add_argument("--params", default="params.yaml", help="params file (its serve and data sections)")
+    parser.add_argument("--models", default="models", help="folder of trained models (<name>/model.pt)")
+    parser.add_argument("--model-uri", action="append", metavar="NAME=URI",
+                        help="also offer an MLflow-logged generator, e.g. mine=runs:/<run_id>/generator")
+    parser.add_argument("--face-scale", type=float, default=FACE_SCALE, metavar="X",
+                        help=f"face crop: the square's side in face-detector boxes (default {FACE_SCALE})")
+    parser.set_defaults(run=serve)
+    return parser
