@@ -38,6 +38,7 @@ import json
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,7 @@ class Method:
 
     name: str
     label: str
-    load: object  # () -> (generator, size)
+    load: Callable[[], tuple]  # () -> (generator, working size)
     size: int | None = None
     _loaded: tuple | None = None
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
@@ -127,7 +128,7 @@ def find_methods(params: Params, models: Path, model_uris: dict[str, str]) -> di
 
 def decode_base64(text: object, what: str) -> bytes:
     if not isinstance(text, str) or not text:
-        raise BadRequest(400, f"{what}: missing; open a photo first")
+        raise BadRequest(400, f"{what}: missing; " + ("open a photo" if what == "photo" else "paint the hole"))
     if text.startswith("data:"):
         text = text.partition(",")[2]
     try:

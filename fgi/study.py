@@ -8,13 +8,14 @@ overwrites; `fgi study record` copies the ones a reader needs into a folder
 that is committed with git:
 
     run.json / run.md          profile, Ours's reading, machine, torch, wall time
-    tables/                    Tables 1-4 (csv, md, tex), as `evaluate` wrote them
+    tables/                    Tables 1-5 (csv, md, tex), as `evaluate` wrote them
     figures/                   Fig. 4 and 5 analogs, training curves, metrics by bin
     curves/<model>_val.csv     validation hole PSNR per step (run.md: summary, biharmonic's line)
     per_image.csv              every metric of every test pair, for later statistics
     ranking.md                 the methods ordered per region and per hole-ratio bin
     ablation/<reading>/        Ours under another reading: per_image.csv, val.csv, run.json
-    ablation.md                Ours under each recorded reading, on the same test pairs
+    ablation.md                Ours under each recorded reading, on the same test pairs, and the
+                               paired differences between the readings (interval, Wilcoxon, Holm)
 
 `--ablation` records only the `ablation/<reading>/` part, for the experiment.
 """
@@ -31,8 +32,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from fgi import files
+from fgi import files, stats
 from fgi.config import LEARNED_MODELS as LEARNED
+from fgi.config import load_params
 from fgi.figures import bin_order
 from fgi.tables import DISPLAY, PSNR_CAP, method_order
 
@@ -106,8 +108,33 @@ def ranking_markdown(per_image: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def ablation_markdown(readings: dict[str, pd.DataFrame]) -> str:
-    """Ours under each reading of its objective, on the same test pairs, beside biharmonic."""
+def reading_differences(readings: dict[str, pd.DataFrame], bootstrap) -> list[str]:
+    """Markdown rows: the first reading minus each other one, per region's PSNR and SSIM, over the
+    same pairs: mean paired difference, its bootstrap interval, Wilcoxon p and Holm p."""
+    (main, main_frame), *others = readings.items()
+    rows = []
+    for other, other_frame in others:
+        for column in ("full/psnr", "full/ssim", "foreground/psnr", "foreground/ssim", "hole/psnr", "hole/ssim"):
+            both = pd.DataFrame({
+                name: frame[frame["method"] == "ours"].set_index("image_id")[column]
+                for name, frame in ((main, main_frame), (other, other_frame))}).dropna().sort_index()
+            if column.endswith("psnr"):
+                both = both.clip(upper=PSNR_CAP)
+            difference = (both[main] - both[other]).to_numpy()
+            indices = stats.resample_indices(len(difference), bootstrap.resamples, bootstrap.seed)
+            low, high = stats.percentile_ci(difference, indices, bootstrap.level)
+            rows.append([f"{main} − {other}", column.replace("/", " ").replace("psnr", "PSNR").replace("ssim", "SSIM"),
+                         len(difference), difference.mean(), low, high, stats.wilcoxon_p(difference)])
+    holm = stats.holm([row[-1] for row in rows])
+    digits = lambda metric: 4 if "SSIM" in metric else 2  # noqa: E731
+    return [f"| {name} | {metric} | {pairs} | {mean:+.{digits(metric)}f} [{low:.{digits(metric)}f}, "
+            f"{high:.{digits(metric)}f}] | {p:.1e} | {adjusted:.1e} |"
+            for (name, metric, pairs, mean, low, high, p), adjusted in zip(rows, holm)]
+
+
+def ablation_markdown(readings: dict[str, pd.DataFrame], bootstrap=None) -> str:
+    """Ours under each reading of its objective, on the same test pairs, beside biharmonic; with
+    `bootstrap` (params' eval.bootstrap), the paired differences between the readings."""
     first = next(iter(readings.values()))
     rows = {f"Ours ({reading})": frame[frame["method"] == "ours"] for reading, frame in readings.items()}
     rows["Biharmonic (reference)"] = first[first["method"] == "biharmonic"]
@@ -131,6 +158,13 @@ def ablation_markdown(readings: dict[str, pd.DataFrame]) -> str:
     for name, frame in rows.items():
         means = frame.assign(v=frame["hole/psnr"].clip(upper=PSNR_CAP)).groupby("bin")["v"].mean()
         lines.append(f"| {name} | " + " | ".join(f"{means[label]:.2f}" for label in labels) + " |")
+    if bootstrap is not None:
+        level = f"{bootstrap.level:.0%}"
+        lines += ["", f"Paired over the same pairs: mean difference [{level} percentile bootstrap interval, "
+                  f"{bootstrap.resamples:,} resamples, seed {bootstrap.seed}], two-sided Wilcoxon signed-rank p "
+                  "and its Holm-Bonferroni adjustment over the rows:", "",
+                  "| Readings | Metric | Pairs | Difference | Wilcoxon p | Holm p |",
+                  "| --- | --- | ---: | ---: | ---: | ---: |", *reading_differences(readings, bootstrap)]
     return "\n".join(lines + [""])
 
 
@@ -189,10 +223,10 @@ def record(root: Path, out: Path, wall_s: float | None, ablation: bool) -> list[
         files.write_text_atomic(out / "ranking.md", ranking_markdown(per_image))
         files.write_text_atomic(out / "run.md", run_markdown(info, validation))
         written += [out / "ranking.md", out / "run.md"]
-    return written + write_ablation(out)
+    return written + write_ablation(out, load_params(root / "params.yaml").eval.bootstrap)
 
 
-def write_ablation(out: Path) -> list[Path]:
+def write_ablation(out: Path, bootstrap=None) -> list[Path]:
     """ablation.md from the main run and every recorded reading, once there are two."""
     if not (out / "run.json").is_file():
         return []
@@ -203,7 +237,7 @@ def write_ablation(out: Path) -> list[Path]:
             readings[folder.name] = pd.read_csv(folder / "per_image.csv", dtype={"image_id": str})
     if len(readings) < 2:
         return []
-    files.write_text_atomic(out / "ablation.md", ablation_markdown(readings))
+    files.write_text_atomic(out / "ablation.md", ablation_markdown(readings, bootstrap))
     return [out / "ablation.md"]
 
 

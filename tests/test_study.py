@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from fgi import study
+from fgi.config import Bootstrap
 from fgi.cli import main as fgi_main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +56,19 @@ def test_ablation_compares_the_readings_on_the_same_pairs_and_refuses_other_pair
     assert "| Ours (none) | 18.00 | 24.00 |" in text  # hole PSNR per bin
     with pytest.raises(ValueError, match="same test pairs"):
         study.ablation_markdown({"swgan": swgan, "none": none[none["image_id"] != "00003"]})
+
+
+def test_ablation_tests_the_readings_paired():
+    swgan = per_image_rows({"ours": (20, 22, 30, 32), "biharmonic": (28, 30, 25, 27)})
+    none = per_image_rows({"ours": (18, 18, 24, 24), "biharmonic": (28, 30, 25, 27)})
+    text = study.ablation_markdown({"swgan": swgan, "none": none}, Bootstrap(resamples=500, level=0.9, seed=0))
+    row = next(line for line in text.splitlines() if line.startswith("| swgan − none | hole PSNR |"))
+    # Differences 2, 4, 6, 8: mean +5; exact two-sided Wilcoxon p = 2 / 2^4 (scipy's exact test).
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[2:4] == ["4", cells[3]] and cells[3].startswith("+5.00 [")
+    low, high = map(float, cells[3].split("[")[1].rstrip("]").split(","))
+    assert 2.0 <= low < 5.0 < high <= 8.0
+    assert cells[4] == "1.2e-01"
 
 
 def fake_run(root: Path, base_loss: str, ours_hole: tuple[float, ...]) -> None:
