@@ -85,3 +85,23 @@ def test_face_crop_off_inpaints_the_whole_image_and_a_wrong_mask_is_refused(astr
     assert sizes == [(512, 512)] and crop.strategy == "whole image"
     with pytest.raises(UserError, match="the mask is 10x10 but the image is 512x512"):
         inpaint_cropped(lambda image, _: image, Image.fromarray(astronaut), np.ones((10, 10), bool))
+
+
+def test_fgi_inpaint_face_crop_writes_the_photo_and_says_which_strategy_ran(astronaut, tmp_path, capsys):
+    from fgi.inpaint import inpaint_paths
+
+    hole = hole_at(astronaut.shape, slice(95, 105), slice(190, 260))
+    Image.fromarray(astronaut).save(tmp_path / "astronaut.png")
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "hole.png")
+    seen = []
+
+    def generator(masked_image, hole_tensor):  # a stand-in model: grey everywhere, records its input
+        seen.append(masked_image.shape)
+        return masked_image * 0
+
+    written = inpaint_paths(generator, 32, tmp_path / "astronaut.png", tmp_path / "hole.png",
+                            tmp_path / "filled.png", face_scale=FACE_SCALE)
+    result = np.asarray(Image.open(written[0]).convert("RGB"))
+    assert seen == [(1, 3, 32, 32)]
+    assert (result[~hole] == astronaut[~hole]).all() and (result[hole] == 128).all()
+    assert "astronaut.png: face found at (" in capsys.readouterr().out
