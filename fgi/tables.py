@@ -141,13 +141,14 @@ def bins_frame(per_image: pd.DataFrame, bootstrap=None) -> pd.DataFrame:
     columns = {header: column for header, column in columns.items() if column in per_image}
     cis: dict[tuple[str, str, str], tuple[float, float]] = {}
     if bootstrap is not None:
+        # One (pairs, methods) table per column, sliced per bin: every pair sits in one bin.
+        wide = {header: paired_values(per_image, *column.split("/")) for header, column in columns.items()}
+        bin_of_pair = per_image.drop_duplicates("image_id").set_index("image_id")["bin"]
         for index, label in enumerate(labels):
-            in_bin = per_image[per_image["bin"] == label]
-            indices = stats.resample_indices(in_bin["image_id"].nunique(), bootstrap.resamples,
-                                             bootstrap.seed + index + 1)
-            for header, column in columns.items():
-                region, metric = column.split("/")
-                values = paired_values(in_bin, region, metric)
+            pairs = bin_of_pair.index[bin_of_pair == label]
+            indices = stats.resample_indices(len(pairs), bootstrap.resamples, bootstrap.seed + index + 1)
+            for header in columns:
+                values = wide[header][wide[header].index.isin(pairs)]
                 if len(values) != indices.shape[1]:  # a metric missing on some pairs: no interval
                     continue
                 for method in values.columns:
