@@ -10,10 +10,7 @@ serve.png: the app in Debian's Chromium after painting the same photo and
 running every method with the face crop on (needs `playwright`).
 """
 
-import socket
 import sys
-import threading
-import time
 from pathlib import Path
 
 import matplotlib
@@ -70,24 +67,16 @@ def face_crop_figure(out: Path) -> None:
 
 
 def screenshot(out: Path, tmp: Path) -> None:
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
     params = load_params(ROOT / "params.yaml")
-    app = serve.make_app(params, serve.find_methods(params, ROOT / "models", {}))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
+    url, server, _ = serve.serve_in_thread(serve.make_app(params, serve.find_methods(params, ROOT / "models", {})))
     photo_path = tmp / "astronaut.png"
     Image.fromarray(data.astronaut()).save(photo_path)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
         page = browser.new_page(viewport={"width": 1280, "height": 1500})
-        page.goto(f"http://127.0.0.1:{port}")
+        page.goto(url)
         page.wait_for_selector("input[name=method][value=biharmonic]", state="attached")
         page.set_input_files("#photo-file", str(photo_path))
         page.wait_for_selector("#stage", state="visible")

@@ -250,6 +250,22 @@ def make_app(params: Params, methods: dict[str, Method], face_scale: float = FAC
     return app
 
 
+def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0):
+    """(url, server, thread): the app served by uvicorn in a daemon thread, started (port 0: any
+    free port). For tests and the README's figures; stop with `server.should_exit = True`."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise UserError(f"fgi serve: cannot listen on {host}:{port}")
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return f"http://{host}:{port}", server, thread
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 

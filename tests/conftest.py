@@ -112,3 +112,19 @@ def micro_pipeline(tmp_path_factory, mlflow_template) -> Path:
     repo = make_pipeline_repo(tmp_path_factory.mktemp("micro-pipeline"), mlflow_template)
     run_dvc(repo, "repro")
     return repo
+
+
+def save_random_ours(folder: Path, size: int = 32) -> Path:
+    """A random-init `ours` generator at size², saved the way the train stage writes model.pt."""
+    import torch
+
+    from fgi.config import load_params, to_dict
+    from fgi.models.ours import ForegroundGuidedGenerator
+
+    cfg = to_dict(load_params(MICRO_PARAMS).models.ours)
+    torch.manual_seed(0)
+    generator = ForegroundGuidedGenerator(size, cfg["width"])
+    folder.mkdir(parents=True)
+    torch.save({"model": "ours", "step": 0, "size": size, "cfg": cfg, "generator": generator.state_dict(),
+                "params": {}, "weights_provenance": "random-init (offline)"}, folder / "model.pt")
+    return folder

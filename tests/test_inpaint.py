@@ -10,28 +10,20 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageOps
 
-from fgi.config import load_params, to_dict
 from fgi.errors import UserError, exits_cleanly
 from fgi.inpaint import hole_mask, inpaint_batch, inpaint_image, inpaint_paths, register
-from fgi.models.ours import ForegroundGuidedGenerator
 from fgi.data.dataset import PairSet, to_uint8
 from fgi.predict import bfloat16_is_native, for_inference, load_generator, resolve_precision
 
-MICRO = Path(__file__).parent / "micro_params.yaml"
+from conftest import save_random_ours
+
 SIZE = 32
 
 
 @pytest.fixture
 def checkpoint(tmp_path) -> Path:
     """A random-init `ours` generator at 32², saved the way the train stage writes model.pt."""
-    cfg = to_dict(load_params(MICRO).models.ours)
-    torch.manual_seed(0)
-    generator = ForegroundGuidedGenerator(SIZE, cfg["width"])
-    folder = tmp_path / "models" / "ours"
-    folder.mkdir(parents=True)
-    torch.save({"model": "ours", "step": 0, "size": SIZE, "cfg": cfg, "generator": generator.state_dict(),
-                "params": {}, "weights_provenance": "random-init (offline)"}, folder / "model.pt")
-    return folder
+    return save_random_ours(tmp_path / "models" / "ours", SIZE)
 
 
 @pytest.fixture

@@ -5,10 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import socket
 import struct
-import threading
-import time
 import urllib.error
 import urllib.request
 import zlib
@@ -17,51 +14,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import uvicorn
 from PIL import Image
 
 from fgi import serve
-from fgi.config import load_params, to_dict
-from fgi.models.ours import ForegroundGuidedGenerator
+from fgi.config import load_params
+
+from conftest import save_random_ours
 
 MICRO = Path(__file__).parent / "micro_params.yaml"
 SIZE = 32
-
-
-def save_ours(folder: Path) -> None:
-    """A random-init `ours` generator, saved the way the train stage writes model.pt."""
-    cfg = to_dict(load_params(MICRO).models.ours)
-    torch.manual_seed(0)
-    generator = ForegroundGuidedGenerator(SIZE, cfg["width"])
-    folder.mkdir(parents=True)
-    torch.save({"model": "ours", "step": 0, "size": SIZE, "cfg": cfg, "generator": generator.state_dict(),
-                "params": {}, "weights_provenance": "random-init (offline)"}, folder / "model.pt")
-
-
-def start_server(app) -> tuple[str, uvicorn.Server, threading.Thread]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", server, thread
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     """The app over models/ours (random weights), models/broken (a corrupt file) and biharmonic."""
     models = tmp_path_factory.mktemp("serve") / "models"
-    save_ours(models / "ours")
+    save_random_ours(models / "ours", SIZE)
     (models / "broken").mkdir()
     (models / "broken" / "model.pt").write_bytes(b"not a checkpoint")
     params = load_params(MICRO)
-    url, server, thread = start_server(serve.make_app(params, serve.find_methods(params, models, {})))
+    url, server, thread = serve.serve_in_thread(serve.make_app(params, serve.find_methods(params, models, {})))
     yield url
     server.should_exit = True
     thread.join(timeout=10)

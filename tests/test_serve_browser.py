@@ -16,7 +16,8 @@ from skimage import data
 from fgi import serve
 from fgi.config import load_params
 
-from test_serve import MICRO, save_ours, start_server
+from conftest import save_random_ours
+from test_serve import MICRO, SIZE
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -35,9 +36,9 @@ def browser():
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     models = tmp_path_factory.mktemp("serve-browser") / "models"
-    save_ours(models / "ours")
+    save_random_ours(models / "ours", SIZE)
     params = load_params(MICRO)
-    url, server, thread = start_server(serve.make_app(params, serve.find_methods(params, models, {})))
+    url, server, thread = serve.serve_in_thread(serve.make_app(params, serve.find_methods(params, models, {})))
     yield url
     server.should_exit = True
     thread.join(timeout=10)
