@@ -88,6 +88,7 @@ class Holes:
     source: Literal["synthetic", "qd_imd"] = _spec()
     ratio_min: float = _spec(ge=0.0, le=1.0)
     ratio_max: float = _spec(gt=0.0, le=1.0)
+    invert: bool = _spec()
     synthetic: SyntheticHoles = _spec()
     qd_imd: ArchiveSource = _spec()
 
@@ -111,6 +112,8 @@ class Train:
     channels_last: bool = _spec()
     compile: bool = _spec()
     nproc: int = _spec(ge=1)
+    nnodes: int = _spec(ge=1)
+    rdzv_endpoint: str = _spec()
     checkpoint_every: int = _spec(ge=1)
     log_every: int = _spec(ge=1)
     val_images: int = _spec(ge=1)
@@ -402,6 +405,12 @@ def _cross_checks(params: Params, problems: list[str]) -> None:
         if source.sha256 and (len(source.sha256) != 64 or
                               any(c not in "0123456789abcdef" for c in source.sha256.lower())):
             problems.append(f"{name}.sha256: expected 64 hex digits, got {source.sha256!r}")
+    if params.train.nnodes > 1:
+        host, _, port = params.train.rdzv_endpoint.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            problems.append(f"train.rdzv_endpoint: {params.train.rdzv_endpoint!r} is not host:port; with "
+                            f"train.nnodes {params.train.nnodes} every node needs the address of the first "
+                            "node, e.g. node0.cluster:29500")
     if not params.foreground.parts:
         problems.append("foreground.parts: empty; name at least one part (paper: [skin, hair])")
     if not params.tracking.experiment.strip():

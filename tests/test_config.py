@@ -88,6 +88,8 @@ BAD = [
     ("source without url or path", lambda: edit("data.source", "celebamask_hq"),
      "data.celebamask_hq: give `url` or `path`"),
     ("section not a mapping", lambda: edit("train", [1, 2]), "train: expected a mapping"),
+    ("several nodes without a rendezvous", lambda: edit("train.nnodes", 2),
+     "train.rdzv_endpoint: '' is not host:port; with train.nnodes 2 every node needs the address"),
 ]
 
 

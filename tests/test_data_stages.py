@@ -192,6 +192,62 @@ def test_an_empty_bin_is_a_clear_error():
         holes_stage.make_test_pairs(["00001", "00002"], masks, [0.01, 0.1, 0.2], seed=0)
 
 
+def _white_is_hole_copy(raw_masks: Path, folder: Path) -> Path:
+    """The pool in the other convention (white = hole, like NVIDIA's irregular masks)."""
+    for path in raw_masks.glob("*/*.png"):
+        target = folder / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.where(files.load_mask(path), 0, 255).astype(np.uint8)).save(target)
+    return folder
+
+
+def test_inverted_masks_stop_the_stage_naming_holes_invert(params, raw_masks, prepared, hole_pool, tmp_path):
+    inverted = _white_is_hole_copy(raw_masks, tmp_path / "nvidia")
+    with pytest.raises(UserError, match=r"the masks look inverted: read with black as the hole, their mean hole "
+                                        r"ratio is 0\.\d\d .* They are white = hole, as in NVIDIA's irregular "
+                                        r"masks: set holes.invert: true"):
+        holes_stage.build_holes(params, inverted, prepared, tmp_path / "out")
+    flipped = with_changes(params, holes={"invert": True})
+    summary = holes_stage.build_holes(flipped, inverted, prepared, tmp_path / "out")
+    assert summary["invert"] is True
+    assert (tmp_path / "out" / "test_pairs.csv").read_text() == (hole_pool / "test_pairs.csv").read_text()
+    # QD-IMD read with holes.invert: true is the same mistake the other way round.
+    with pytest.raises(UserError, match=r"They are black = hole: set holes.invert: false"):
+        holes_stage.build_holes(flipped, raw_masks, prepared, tmp_path / "out2")
+
+
+def test_a_pool_outside_the_range_names_the_range(params, raw_masks, prepared, tmp_path):
+    narrow = with_changes(params, holes={"ratio_min": 0.9, "ratio_max": 0.95})
+    with pytest.raises(UserError, match=r"only 0.0% of the 48 masks have a hole ratio in \[0.9, 0.95\] "
+                                        r"\(mean ratio 0\.\d+\); check holes.ratio_min/ratio_max, holes.invert"):
+        holes_stage.build_holes(narrow, raw_masks, prepared, tmp_path / "out")
+
+
+def test_summary_counts_distinct_masks_and_warns_on_heavy_reuse(params, raw_masks, prepared, tmp_path, capsys):
+    full = holes_stage.build_holes(params, raw_masks, prepared, tmp_path / "full")
+    assert "warning" not in capsys.readouterr().err
+    assert full["distinct_masks_per_bin"] == full["pairs_per_bin"], "enough masks: no bin reuses one"
+    # Keep one test mask per bin: 60 test images then share 6 masks, 10 pairs each.
+    sparse = tmp_path / "sparse"
+    shutil.copytree(raw_masks / "train", sparse / "train")
+    kept = {}
+    for row in holes_stage.read_csv(tmp_path / "full" / "masks.csv"):
+        if row["split"] == "test":
+            kept.setdefault(row["bin"], row["mask"])
+    (sparse / "test").mkdir()
+    for mask in kept.values():
+        shutil.copy(raw_masks / mask, sparse / mask)
+    many = tmp_path / "prepared"  # the stage reads only the test ids
+    many.mkdir()
+    (many / "test.txt").write_text("".join(f"{i:05d}\n" for i in range(1000, 1060)))
+    summary = holes_stage.build_holes(params, sparse, many, tmp_path / "out")
+    assert summary["distinct_masks_per_bin"] == {label: 1 for label in kept}
+    assert summary["most_uses_per_bin"] == {label: 10 for label in kept}
+    err = capsys.readouterr().err
+    assert "warning: holes: bin (0.5,0.6] holds 1 test mask(s) for 10 pairs" in err
+    assert err.count("warning: holes:") == len(kept)
+
+
 # ----------------------------------------------------------------- datasets ----
 
 def test_datasets_yield_tensors_in_the_conventions(params, prepared, foreground, hole_pool):
@@ -246,6 +302,73 @@ def test_real_source_from_a_local_archive(params, raw_faces, tmp_path, monkeypat
     with pytest.raises(UserError, match="expected sha256"):
         fetch_celebamask_hq(bad, tmp_path / "out")
     assert check_celebamask_layout(tmp_path / "out"), "a failed fetch keeps the earlier output"
+
+
+PAPER = Path(__file__).parents[1] / "configs" / "paper.yaml"
+
+
+def _celebamask_zip(raw_faces: Path, work: Path, zip_path: Path, bald: int) -> None:
+    """CelebAMask-HQ.zip as published: one top folder around the images, the part masks
+    (grey and RGB PNGs; parts only where visible) and the three annotation .txt files."""
+    top = work / "CelebAMask-HQ"
+    shutil.copytree(raw_faces, top)
+    for part in sorted(top.glob("CelebAMask-HQ-mask-anno/*/*.png"))[::2]:
+        Image.open(part).convert("RGB").save(part)
+    celebamask_part(top, bald, "hair").unlink(missing_ok=True)
+    ids = sorted(int(p.stem) for p in top.glob("CelebA-HQ-img/*.jpg"))
+    (top / "CelebAMask-HQ-attribute-anno.txt").write_text(
+        f"{len(ids)}\n5_o_Clock_Shadow Bald Smiling\n" + "".join(f"{i}.jpg -1 {1 if i == bald else -1} 1\n" for i in ids))
+    (top / "CelebAMask-HQ-pose-anno.txt").write_text(
+        f"{len(ids)}\nYaw Pitch Raw\n" + "".join(f"{i}.jpg 1.5 -2.0 0.3\n" for i in ids))
+    (top / "CelebA-HQ-to-CelebA-mapping.txt").write_text(
+        "idx orig_idx orig_file\n" + "".join(f"{i} {i + 119} {i + 120:06d}.jpg\n" for i in ids))
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.make_archive(str(zip_path.with_suffix("")), "zip", work)
+
+
+def _qd_imd_tar(raw_masks: Path, work: Path, tar_path: Path) -> None:
+    """qd_imd.tar.gz as published: qd_imd/{train,test}/<i:05d>_<split>.png, 1-bit, black = hole."""
+    for split in ("train", "test"):
+        (work / "qd_imd" / split).mkdir(parents=True)
+        for i, path in enumerate(sorted((raw_masks / split).glob("*.png"))):
+            Image.fromarray(files.load_mask(path)).save(work / "qd_imd" / split / f"{i:05d}_{split}.png")
+    tar_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.make_archive(str(tar_path).removesuffix(".tar.gz"), "gztar", work)
+
+
+def test_the_published_archives_at_the_paper_paths_go_through_the_data_stages(
+        params, raw_faces, raw_masks, prepared, hole_pool, tmp_path, monkeypatch):
+    from fgi.data.sources import fetch_qd_imd
+
+    paper = load_params(PAPER)
+    faces_zip, masks_tar = Path(paper.data.celebamask_hq.path), Path(paper.holes.qd_imd.path)
+    assert (faces_zip.name, masks_tar.name) == ("CelebAMask-HQ.zip", "qd_imd.tar.gz")
+    monkeypatch.chdir(tmp_path)
+    bald = 3
+    _celebamask_zip(raw_faces, tmp_path / "faces-src", faces_zip, bald)
+    _qd_imd_tar(raw_masks, tmp_path / "masks-src", masks_tar)
+    real = with_changes(params, data={"source": "celebamask_hq", "celebamask_hq": paper.data.celebamask_hq},
+                        holes={"source": "qd_imd", "qd_imd": paper.holes.qd_imd})
+
+    raw, masks = Path("data/raw/celebamask_hq"), Path("data/raw/qd_imd")
+    assert fetch_celebamask_hq(real, raw)["images"] == params.data.synthetic.count
+    assert fetch_qd_imd(real, masks) == {"source": "qd_imd", "masks_train": params.holes.synthetic.train,
+                                         "masks_test": params.holes.synthetic.test}
+    prepare(real, raw, Path("data/prepared"))
+    assert (Path("data/prepared/test.txt").read_text() == (prepared / "test.txt").read_text()
+            and Path("data/prepared/train.txt").read_text() == (prepared / "train.txt").read_text())
+    build_foreground(real, raw, Path("data/prepared"), Path("data/foreground"))
+    parts, size = params.foreground.parts, params.data.size
+    for name in read_ids(Path("data/prepared/train.txt")) + read_ids(Path("data/prepared/test.txt")):
+        fg = files.load_mask(Path("data/foreground") / f"{name}.png")
+        expected = foreground_mask(raw_faces, int(name), ["skin"] if int(name) == bald else parts,
+                                   params.foreground.fill_holes, size)
+        assert np.array_equal(fg, expected), f"foreground of {name} (RGB and grey parts read alike)"
+    summary = holes_stage.build_holes(real, masks, Path("data/prepared"), Path("data/holes"))
+    expected = json.loads((hole_pool / "summary.json").read_text())
+    assert (summary["kept_train"], summary["kept_test"]) == (expected["kept_train"], expected["kept_test"])
+    ratios = sorted(row["hole_ratio"] for row in holes_stage.read_csv(Path("data/holes/masks.csv")))
+    assert ratios == sorted(row["hole_ratio"] for row in holes_stage.read_csv(hole_pool / "masks.csv"))
 
 
 # ------------------------------------------------------------------ weights ----

@@ -1,7 +1,8 @@
 """The `holes` stage: the hole-mask pool at the working size and the fixed test pairs.
 
-QD-IMD masks are black where the hole is; here they are inverted (255 = hole),
-binarised and resized to `data.size` with area averaging and a 0.5 threshold
+QD-IMD masks are black where the hole is (`holes.invert: true` reads masks of
+the other convention, white = hole, e.g. NVIDIA's irregular masks); here they
+become 255 = hole, binarised and resized to `data.size` with area averaging and a 0.5 threshold
 (nearest neighbour would drop thin strokes at 64²). Each mask gets its hole
 ratio, measured at the working size, and only masks with a ratio in
 [`holes.ratio_min`, `holes.ratio_max`] are kept. Outputs under `<out>`:
@@ -13,12 +14,20 @@ ratio, measured at the working size, and only masks with a ratio in
 Every test image gets one test mask; the pairs are balanced over the hole-ratio
 bins (0.01,0.1], (0.1,0.2], … (0.5,0.6] and seeded, so every model is
 evaluated on exactly the same pairs. Training masks are drawn at run time.
+
+A bin with fewer test masks than pairs deals its masks again: the summary
+counts the distinct masks of every bin and the stage warns when one mask must
+stand in for more than `REUSE_WARNING` pairs (real QD-IMD strokes cover little
+of the canvas, so its upper bins can be sparse). When nearly every mask falls
+outside the ratio range, the stage stops and says whether the masks look
+inverted.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import sys
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -31,6 +40,10 @@ from fgi.data.prepare import read_ids, worker_count
 from fgi.errors import UserError
 
 PAIR_COLUMNS = ("image_id", "mask", "hole_ratio", "bin")
+# A mask standing in for more pairs than this makes its bin's mean rest on few masks.
+REUSE_WARNING = 5
+# Below this share of the pool in [ratio_min, ratio_max], the masks are not what the params say.
+KEPT_SHARE_MIN = 0.10
 
 
 def bin_edges(ratio_min: float, ratio_max: float) -> list[float]:
@@ -53,20 +66,25 @@ def bin_of(ratio: float, edges: list[float]) -> str | None:
     return None
 
 
-def hole_from_qd(path: Path, size: int) -> np.ndarray:
-    """bool (size, size), True = hole, from a QD-IMD mask (black = hole)."""
-    valid = files.load_mask(path)  # True where white, i.e. where the image is kept
-    hole = Image.fromarray(np.where(valid, 0, 255).astype(np.uint8))
+def hole_from_qd(path: Path, size: int, invert: bool = False) -> np.ndarray:
+    """bool (size, size), True = hole, from a QD-IMD mask (black = hole; white with `invert`)."""
+    return _hole_at_size(files.load_mask(path), size, invert)
+
+
+def _hole_at_size(white: np.ndarray, size: int, invert: bool) -> np.ndarray:
+    hole = Image.fromarray(np.where(white == invert, 255, 0).astype(np.uint8))
     if hole.size != (size, size):
         hole = hole.resize((size, size), Image.Resampling.BOX)
     return np.asarray(hole) >= 128
 
 
-def _one(job: tuple[Path, int, Path]) -> tuple[str, float]:
-    path, size, out = job
-    hole = hole_from_qd(path, size)
+def _one(job: tuple[Path, int, bool, Path]) -> tuple[str, float, float]:
+    """Write one mask; return its name, its hole ratio and the ratio it has when read inverted."""
+    path, size, invert, out = job
+    white = files.load_mask(path)
+    hole = _hole_at_size(white, size, invert)
     files.save_mask(out, hole)
-    return out.name, float(hole.mean())
+    return out.name, float(hole.mean()), float(_hole_at_size(white, size, not invert).mean())
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
@@ -108,19 +126,54 @@ def make_test_pairs(test_ids: list[str], test_masks: list[dict], edges: list[flo
     return sorted(pairs, key=lambda pair: pair["image_id"])
 
 
+def check_pool(ratios: list[float], inverted: list[float], ratio_min: float, ratio_max: float,
+               invert: bool) -> None:
+    """Stop when the masks look inverted (more hole than image on average, and the other reading
+    keeps more of them in range), or when nearly every mask is outside [ratio_min, ratio_max]."""
+    def share(values):
+        return sum(ratio_min <= r <= ratio_max for r in values) / max(len(values), 1)
+
+    kept, kept_inverted, mean = share(ratios), share(inverted), float(np.mean(ratios)) if ratios else 0.0
+    hole_colour, other_colour = ("white", "black") if invert else ("black", "white")
+    if mean > 0.5 and kept_inverted > kept:
+        example = "" if invert else ", as in NVIDIA's irregular masks"
+        raise UserError(f"holes: the masks look inverted: read with {hole_colour} as the hole, their mean hole "
+                        f"ratio is {mean:.2f} and {kept:.0%} fall in [{ratio_min}, {ratio_max}]; with "
+                        f"{other_colour} as the hole {kept_inverted:.0%} would. They are {other_colour} = "
+                        f"hole{example}: set holes.invert: {str(not invert).lower()} in params.yaml")
+    if kept < KEPT_SHARE_MIN:
+        raise UserError(f"holes: only {kept:.1%} of the {len(ratios)} masks have a hole ratio in [{ratio_min}, "
+                        f"{ratio_max}] (mean ratio {mean:.3f}); check holes.ratio_min/ratio_max, holes.invert "
+                        "and the mask source")
+
+
+def reuse_by_bin(pairs: list[dict], labels: list[str]) -> dict[str, dict[str, int]]:
+    """Per bin: its pairs, the distinct masks among them and the most pairs one mask stands in for."""
+    report = {}
+    for label in labels:
+        masks = [pair["mask"] for pair in pairs if pair["bin"] == label]
+        uses = {mask: masks.count(mask) for mask in set(masks)}
+        report[label] = {"pairs": len(masks), "distinct_masks": len(uses),
+                         "most_uses": max(uses.values(), default=0)}
+    return report
+
+
 def build_holes(params: Params, raw_root: Path, prepared: Path, out: Path) -> dict:
     """Resize the pool, keep masks in range, write masks.csv and test_pairs.csv."""
     holes, size = params.holes, params.data.size
     edges = bin_edges(holes.ratio_min, holes.ratio_max)
+    labels = [bin_label(a, b) for a, b in zip(edges, edges[1:])]
     jobs = []
     for split in ("train", "test"):
         for path in sorted((raw_root / split).glob("*.png")):
-            jobs.append((path, size, out / split / path.name))
+            jobs.append((path, size, holes.invert, out / split / path.name))
     with Pool(worker_count(params.data.workers)) as pool:
-        ratios = list(progress.bar(pool.imap(_one, jobs, chunksize=32), total=len(jobs),
-                                   desc="holes", unit="mask"))
+        measured = list(progress.bar(pool.imap(_one, jobs, chunksize=32), total=len(jobs),
+                                     desc="holes", unit="mask"))
+    check_pool([ratio for _, ratio, _ in measured], [other for _, _, other in measured],
+               holes.ratio_min, holes.ratio_max, holes.invert)
     rows, dropped = [], 0
-    for (path, _, target), (name, ratio) in zip(jobs, ratios):
+    for (_, _, _, target), (name, ratio, _) in zip(jobs, measured):
         label = bin_of(ratio, edges)
         if label is None:
             target.unlink()  # outside [ratio_min, ratio_max]: not part of the protocol
@@ -133,12 +186,21 @@ def build_holes(params: Params, raw_root: Path, prepared: Path, out: Path) -> di
     if not train_masks:
         raise UserError(f"holes: no training mask has a hole ratio in [{holes.ratio_min}, "
                         f"{holes.ratio_max}]; check holes.ratio_min/ratio_max and the mask source")
-    pairs = make_test_pairs(read_ids(prepared / "test.txt"), [r for r in rows if r["split"] == "test"],
-                       edges, params.seed)
+    test_masks = [row for row in rows if row["split"] == "test"]
+    pairs = make_test_pairs(read_ids(prepared / "test.txt"), test_masks, edges, params.seed)
     _write_csv(out / "test_pairs.csv", PAIR_COLUMNS, pairs)
-    summary = {"size": size, "kept_train": len(train_masks), "kept_test": len(rows) - len(train_masks),
-               "dropped_out_of_range": dropped, "test_pairs": len(pairs),
-               "pairs_per_bin": {label: sum(p["bin"] == label for p in pairs)
-                                 for label in (bin_label(a, b) for a, b in zip(edges, edges[1:]))}}
+    reuse = reuse_by_bin(pairs, labels)
+    for label, counts in reuse.items():
+        if counts["most_uses"] > REUSE_WARNING:
+            print(f"warning: holes: bin {label} holds {counts['distinct_masks']} test mask(s) for "
+                  f"{counts['pairs']} pairs, so one mask stands in for up to {counts['most_uses']} pairs and "
+                  "the bin's mean rests on few masks; add test masks or lower holes.ratio_max",
+                  file=sys.stderr, flush=True)
+    summary = {"size": size, "invert": holes.invert, "kept_train": len(train_masks),
+               "kept_test": len(test_masks), "dropped_out_of_range": dropped, "test_pairs": len(pairs),
+               "pairs_per_bin": {label: counts["pairs"] for label, counts in reuse.items()},
+               "test_masks_per_bin": {label: sum(r["bin"] == label for r in test_masks) for label in labels},
+               "distinct_masks_per_bin": {label: counts["distinct_masks"] for label, counts in reuse.items()},
+               "most_uses_per_bin": {label: counts["most_uses"] for label, counts in reuse.items()}}
     files.write_json_atomic(out / "summary.json", summary)
     return summary
