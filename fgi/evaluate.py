@@ -111,7 +111,7 @@ def evaluate(params: Params, predictions: Path = Path("data/predictions"), prepa
              weights: Path = Path("data/weights"), reports: Path = Path("reports"),
              cache: Path = Path("data/fid_cache")) -> dict:
     """Metrics, FID and tables for every method; returns the measured table values."""
-    cache.mkdir(parents=True, exist_ok=True)  # a DVC output even when FID is n/a
+    cache.mkdir(parents=True, exist_ok=True)
     pairs = read_csv(holes / "test_pairs.csv")
     jobs = jobs_for(method_folders(params, predictions), pairs, prepared, foreground, holes)
     per_image = metrics.per_image_table(jobs, workers=params.eval.workers)
