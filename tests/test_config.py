@@ -127,9 +127,22 @@ def check_params(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
                           cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
-def test_cli_prints_ok_for_a_good_file():
-    result = check_params("configs/paper.yaml")
-    assert result.returncode == 0 and result.stdout.strip() == "OK"
+def check_params_here(capsys, *args: str) -> tuple[int, str, str]:
+    """`fgi check-params` in this process: exit code, stdout, stderr (each subprocess pays
+    ~4 s of imports; `test_cli_names_the_file_and_key_path` runs the real command)."""
+    from fgi import cli
+
+    try:
+        code = cli.main(["check-params", *args])
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_prints_ok_for_a_good_file(capsys):
+    code, out, _ = check_params_here(capsys, str(REPO / "configs" / "paper.yaml"))
+    assert code == 0 and out.strip() == "OK"
 
 
 @pytest.mark.parametrize("content,expected", [
@@ -137,14 +150,14 @@ def test_cli_prints_ok_for_a_good_file():
     ("- 1\n- 2\n", "the top level: expected a mapping"),
     (None, "no such params file"),
 ], ids=["yaml syntax", "not a mapping", "missing file"])
-def test_cli_rejects_unreadable_files_with_exit_2(tmp_path, content, expected):
+def test_cli_rejects_unreadable_files_with_exit_2(tmp_path, capsys, content, expected):
     path = tmp_path / "bad.yaml"
     if content is not None:
         path.write_text(content)
-    result = check_params(str(path))
-    assert result.returncode == 2
-    assert expected in result.stderr and str(path) in result.stderr
-    assert "Traceback" not in result.stderr
+    code, _, err = check_params_here(capsys, str(path))
+    assert code == 2
+    assert expected in err and str(path) in err
+    assert "Traceback" not in err
 
 
 def test_cli_names_the_file_and_key_path(tmp_path):
