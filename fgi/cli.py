@@ -2,6 +2,7 @@
 
     fgi check-params [FILE]      validate a params file: prints OK, or one line per problem (exit 2)
     fgi ui [--port 5000]         the MLflow UI over this checkout's runs
+    fgi ui --backend-store-uri URI --artifacts-destination URI --host 0.0.0.0   a team's tracking server
     fgi tables [--reports DIR] [--params FILE]   rebuild reports/tables/ from reports/per_image.csv and fid.json
     fgi inpaint --checkpoint models/ours --image face.jpg --mask hole.png --out filled.png
     fgi study record [--ablation] [--wall-s S]   copy the CPU study's outputs into docs/study/
@@ -33,7 +34,8 @@ def cmd_check_params(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     from fgi import ui
 
-    return ui.serve(host=args.host, port=args.port)
+    return ui.serve(host=args.host, port=args.port, backend_store_uri=args.backend_store_uri,
+                    artifacts_destination=args.artifacts_destination, allowed_hosts=args.allowed_hosts)
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
@@ -59,9 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", nargs="?", default="params.yaml")
     check.set_defaults(run=cmd_check_params)
 
-    ui = commands.add_parser("ui", help="serve the MLflow UI over this checkout's runs")
-    ui.add_argument("--host", default="127.0.0.1")
+    ui = commands.add_parser("ui", help="serve the MLflow UI over this checkout's runs, or a team's tracking server",
+                             description="An MLflow tracking server (UI and API) that proxies artifacts; "
+                                         "clients log to it with MLFLOW_TRACKING_URI=http://HOST:PORT.")
+    ui.add_argument("--host", default="127.0.0.1",
+                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0: the network, "
+                         "without authentication)")
     ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--backend-store-uri", metavar="URI",
+                    help="database of runs, e.g. postgresql://user@db/mlflow (default: this checkout's "
+                         "sqlite:///<root>/mlflow.db, or $MLFLOW_TRACKING_URI when it names a database)")
+    ui.add_argument("--artifacts-destination", metavar="URI",
+                    help="where the server stores the artifacts it proxies, e.g. s3://bucket/mlflow or a "
+                         "folder (default: this checkout's mlartifacts/)")
+    ui.add_argument("--allowed-hosts", metavar="LIST",
+                    help="Host headers MLflow answers besides localhost and private IPs, e.g. "
+                         "mlflow.team.example:5000 (passed to mlflow server)")
     ui.set_defaults(run=cmd_ui)
 
     rebuild = commands.add_parser("tables", help="rebuild the tables from the saved per-image metrics")

@@ -24,6 +24,9 @@ resized back; only the hole pixels of the output come from it. Conventions:
 * an empty mask returns the image (as 8-bit RGB) without running the model.
 * `--face-crop`: a photo is not an aligned face; inpaint a square around the
   face instead (or around the hole when no face is found), see `fgi.facecrop`.
+* `--model-uri`: a generator the train stage logged (`model.pt`), read
+  without unpickling; a pickled MLflow model runs its author's code on load
+  and needs `--trust-pickled-model` (`fgi.tracking.load_mlflow_generator`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from fgi.errors import UserError
 from fgi.facecrop import FACE_SCALE
 from fgi.predict import (PRECISIONS, device, for_inference, inference_autocast, load_generator,
                          resolve_precision)
+from fgi.tracking import TRUST_FLAG, load_mlflow_generator
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -253,24 +257,6 @@ def inpaint_paths(generator, size: int, image: Path, mask: Path, out: Path, resi
 
 # ---------------------------------------------------------------- command line
 
-def load_mlflow_generator(uri: str, size: int | None, map_location: torch.device) -> tuple[torch.nn.Module, int]:
-    """A generator logged with MLflow and its working size (--size, else the run's `data.size` param)."""
-    import mlflow
-    import mlflow.pytorch
-
-    try:
-        generator = mlflow.pytorch.load_model(uri, map_location=map_location)
-        if size is None and uri.startswith("runs:/"):
-            run_params = mlflow.get_run(uri.removeprefix("runs:/").split("/")[0]).data.params
-            size = int(run_params["data.size"]) if "data.size" in run_params else None
-    except Exception as err:  # noqa: BLE001 - a wrong URI or tracking store is the user's to fix
-        raise UserError(f"{uri}: cannot load the MLflow model ({type(err).__name__}: {err}); check the "
-                        "URI (runs:/<run_id>/generator) and MLFLOW_TRACKING_URI") from err
-    if size is None:
-        raise UserError(f"{uri}: the model's working size is unknown; pass --size (its data.size)")
-    return generator.eval(), size
-
-
 def run(args: argparse.Namespace) -> int:
     if bool(args.checkpoint) == bool(args.model_uri):
         raise UserError("inpaint: pass exactly one of --checkpoint PATH (folder with model.pt) or --model-uri URI")
@@ -278,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint:
         _, generator, size = load_generator(Path(args.checkpoint), where)
     else:
-        generator, size = load_mlflow_generator(args.model_uri, args.size, where)
+        generator, size = load_mlflow_generator(args.model_uri, args.size, where, args.trust_pickled_model)
     precision = for_inference(generator, args.precision, where)
     written = inpaint_paths(generator, size, Path(args.image), Path(args.mask), Path(args.out),
                             resize_mask=args.resize_mask, batch_size=args.batch_size, precision=precision,
@@ -294,8 +280,15 @@ def register(subparsers) -> argparse.ArgumentParser:
                                    description="Fill the holes of your own photos with a trained model.")
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--checkpoint", metavar="PATH", help="a folder holding model.pt (e.g. models/ours), or the file")
-    model.add_argument("--model-uri", metavar="URI", help="an MLflow model URI, e.g. runs:/<run_id>/generator")
-    parser.add_argument("--size", type=int, metavar="S", help="the model's working size, for a --model-uri outside runs:/")
+    model.add_argument("--model-uri", metavar="URI",
+                       help="a generator logged with MLflow, e.g. runs:/<run_id>/generator (loaded without "
+                            "unpickling; the tracking server is $MLFLOW_TRACKING_URI)")
+    parser.add_argument("--size", type=int, metavar="S",
+                        help="the working size of a --model-uri that does not record it (a pickled MLflow model "
+                             "outside runs:/); a generator logged by fgi knows its size")
+    parser.add_argument(TRUST_FLAG, action="store_true",
+                        help="let --model-uri load a pickled MLflow PyTorch model, which runs code from whoever "
+                             "logged it: only if you trust everyone who can write to that tracking server")
     parser.add_argument("--image", required=True, help="an image file, or a folder of images")
     parser.add_argument("--mask", required=True,
                         help="a mask file (white = hole) for every image, or a folder of masks named like the images")

@@ -96,17 +96,19 @@ def _checkpoint_loader(path: Path):
     return load
 
 
-def _uri_loader(uri: str):
+def _uri_loader(uri: str, trust_pickled: bool):
     def load():
-        from fgi.inpaint import load_mlflow_generator
         from fgi.predict import device
+        from fgi.tracking import load_mlflow_generator
 
-        return load_mlflow_generator(uri, None, device())
+        return load_mlflow_generator(uri, None, device(), trust_pickled)
     return load
 
 
-def find_methods(params: Params, models: Path, model_uris: dict[str, str]) -> dict[str, Method]:
-    """Every checkpoint under `models/<name>/model.pt`, biharmonic, and the named MLflow models."""
+def find_methods(params: Params, models: Path, model_uris: dict[str, str],
+                 trust_pickled: bool = False) -> dict[str, Method]:
+    """Every checkpoint under `models/<name>/model.pt`, biharmonic, and the named MLflow models
+    (loaded without unpickling unless `trust_pickled`, see `fgi.tracking.load_mlflow_generator`)."""
     from fgi.models.classical import BiharmonicInpainter
     from fgi.tables import DISPLAY
 
@@ -120,7 +122,7 @@ def find_methods(params: Params, models: Path, model_uris: dict[str, str]) -> di
     for name, uri in model_uris.items():
         if name in methods:
             raise UserError(f"--model-uri {name}={uri}: the name {name!r} is taken; choose another")
-        methods[name] = Method(name, f"{name} ({uri})", _uri_loader(uri))
+        methods[name] = Method(name, f"{name} ({uri})", _uri_loader(uri, trust_pickled))
     return methods
 
 
@@ -276,7 +278,7 @@ def serve(args: argparse.Namespace) -> int:
         if not sep or not name or not uri:
             raise UserError(f"--model-uri {item}: write NAME=URI, e.g. mine=runs:/<run_id>/generator")
         uris[name] = uri
-    methods = find_methods(params, Path(args.models), uris)
+    methods = find_methods(params, Path(args.models), uris, args.trust_pickled_model)
     print(f"fgi serve: http://{args.host}:{args.port}  methods: {', '.join(methods)}", flush=True)
     uvicorn.run(make_app(params, methods, args.face_scale), host=args.host, port=args.port, log_level="warning")
     return 0
@@ -290,7 +292,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--params", default="params.yaml", help="params file (its serve and data sections)")
     parser.add_argument("--models", default="models", help="folder of trained models (<name>/model.pt)")
     parser.add_argument("--model-uri", action="append", metavar="NAME=URI",
-                        help="also offer an MLflow-logged generator, e.g. mine=runs:/<run_id>/generator")
+                        help="also offer an MLflow-logged generator, e.g. mine=runs:/<run_id>/generator "
+                             "(loaded without unpickling)")
+    parser.add_argument("--trust-pickled-model", action="store_true",
+                        help="let --model-uri load pickled MLflow PyTorch models, which run code from whoever "
+                             "logged them: only if you trust everyone who can write to that tracking server")
     parser.add_argument("--face-scale", type=float, default=FACE_SCALE, metavar="X",
                         help=f"face crop: the square's side in face-detector boxes (default {FACE_SCALE})")
     parser.set_defaults(run=serve)

@@ -2,8 +2,18 @@
 
 * Tracking URI: `$MLFLOW_TRACKING_URI` if set, else `sqlite:///<root>/mlflow.db`
   where root is `$DVC_ROOT` (set by DVC, also inside `dvc exp run --temp`
-  copies) or the repository root. Artifacts go to `<root>/mlartifacts`.
-  Never the `./mlruns` file store: MLflow 3 refuses it.
+  copies) or the repository root. Artifacts of a local store go to
+  `<root>/mlartifacts`; behind a tracking server (`http(s)://`, e.g. a team's
+  `fgi ui`) they go where the server says — it proxies them to its own
+  storage, so no client writes to its own disk. Never the `./mlruns` file
+  store: MLflow 3 refuses it.
+* The final generator is logged as the artifact folder `generator/`: the
+  train stage's `model.pt` (tensors and plain data, loaded with
+  `torch.load(weights_only=True)`) and `checkpoint.json` describing it. No
+  pickled MLflow model: loading one from a shared server would run code from
+  whoever logged it. `load_mlflow_generator` (`fgi inpaint` and `fgi serve`
+  `--model-uri`) refuses those unless told `--trust-pickled-model`; unlike
+  logging, loading is no side channel: its failures are `UserError`s.
 * One experiment per profile, one run per stage execution, named after
   `$DVC_STAGE` and tagged with the stage, the DVC experiment, the git commit,
   the model, the device, the profile and the weights' provenance.
@@ -11,13 +21,16 @@
   database, a bad artifact) becomes ONE warning and the run goes on without
   tracking. A training run is never killed by MLflow.
 
-`mlflow` is imported lazily so `fgi` imports fast and works without it.
+`mlflow` and `torch` are imported lazily so `fgi` imports fast and works without them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
+import pickle
 import re
 import subprocess
 import tempfile
@@ -28,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from fgi.config import flatten
+from fgi.errors import UserError
 
 # Telemetry off for every MLflow client and server this project starts.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -63,6 +77,32 @@ def tracking_uri(root: Path | None = None) -> str:
 
 def artifact_root(root: Path | None = None) -> str:
     return ((root or project_root()) / "mlartifacts").as_uri()
+
+
+def is_server_uri(uri: str) -> bool:
+    """Whether `uri` names a tracking server, which decides (and proxies) where artifacts go."""
+    return uri.startswith(("http://", "https://"))
+
+
+CHECKPOINT_FORMAT = "fgi-checkpoint"
+CHECKPOINT_DESCRIPTION = "checkpoint.json"
+
+
+def describe_checkpoint(checkpoint: Path) -> dict[str, Any]:
+    """What `checkpoint.json` says of a train-stage `model.pt`: enough to pick and check it
+    without downloading it, and its sha256 to detect a partial or replaced upload.
+
+    Reading it with `weights_only=True` here also proves the file loads the safe way."""
+    import torch
+
+    data = Path(checkpoint).read_bytes()
+    content = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    return {"format": CHECKPOINT_FORMAT, "format_version": 1, "file": Path(checkpoint).name,
+            "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+            "model": content["model"], "size": content["size"], "step": content.get("step"),
+            "weights_provenance": content.get("weights_provenance"),
+            "torch_version": torch.__version__,
+            "load": "torch.load(weights_only=True), rebuilt by fgi.predict.load_generator"}
 
 
 def git_commit(root: Path | None = None) -> str:
@@ -133,7 +173,7 @@ class Run:
         if not self.enabled:
             return self
         uri = tracking_uri(self.root)
-        if uri.startswith(("http://", "https://")) and not _server_reachable(uri):
+        if is_server_uri(uri) and not _server_reachable(uri):
             self._fail("connecting", ConnectionError(f"no MLflow server answers at {uri}"))
             return self
         try:
@@ -141,8 +181,16 @@ class Run:
 
             mlflow.set_tracking_uri(uri)
             if mlflow.get_experiment_by_name(self.experiment) is None:
-                mlflow.create_experiment(self.experiment, artifact_location=artifact_root(self.root))
-            mlflow.set_experiment(self.experiment)
+                # A server stores artifacts where it is configured to; a path on this
+                # machine's disk would be a dead link to everyone else.
+                mlflow.create_experiment(self.experiment, artifact_location=None if is_server_uri(uri)
+                                         else artifact_root(self.root))
+            experiment = mlflow.set_experiment(self.experiment)
+            if is_server_uri(uri) and experiment.artifact_location.startswith("file:"):
+                warnings.warn(f"MLflow experiment {self.experiment!r} on {uri} keeps its artifacts at "
+                              f"{experiment.artifact_location}, a folder on each client's own disk (it was "
+                              "created without the server); they stay on this machine. Log to a new experiment "
+                              "(tracking.experiment) to have the server store them", TrackingWarning, stacklevel=2)
             run = mlflow.start_run(run_name=self.run_name, tags=self.tags)
             self.run_id = run.info.run_id
             self._mlflow = mlflow
@@ -205,16 +253,128 @@ class Run:
                 self._mlflow.log_artifact(str(path), None if parent == "." else parent)
         self._call(f"logging table {artifact_file}", write_and_log)
 
-    def log_torch_model(self, model, name: str = "generator") -> None:
-        """The model as an MLflow PyTorch model, loadable as `runs:/<run_id>/<name>`."""
+    def log_generator(self, checkpoint: str | Path, name: str = "generator") -> None:
+        """A train-stage `model.pt` as `<name>/model.pt` plus `<name>/checkpoint.json`,
+        loadable as `runs:/<run_id>/<name>` by `fgi inpaint --model-uri` without unpickling."""
         def log():
-            import torch
-            import mlflow.pytorch
+            description = describe_checkpoint(Path(checkpoint))
+            with tempfile.TemporaryDirectory() as folder:
+                described = Path(folder) / CHECKPOINT_DESCRIPTION
+                described.write_text(json.dumps(description, indent=2) + "\n")
+                self._mlflow.log_artifact(str(checkpoint), name)
+                self._mlflow.log_artifact(str(described), name)
+        self._call(f"logging generator {checkpoint}", log)
 
-            # Explicit requirements: inferring them imports and probes the whole environment.
-            # Pickle, not MLflow 3's default pt2 export, which needs an example input and
-            # traces the graph; requirements are explicit because inferring them probes the
-            # whole environment.
-            mlflow.pytorch.log_model(model, name=name, serialization_format="pickle",
-                                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
-        self._call(f"logging model {name}", log)
+
+# ---------------------------------------------------------------- loading a logged generator
+
+TRUST_FLAG = "--trust-pickled-model"
+
+
+def load_mlflow_generator(uri: str, size: int | None, map_location,
+                          trust_pickled: bool = False) -> tuple[Any, int]:
+    """A generator logged with MLflow and its working size.
+
+    The safe format (`fgi.tracking.Run.log_generator`: a `model.pt` and `checkpoint.json`) is
+    read with `torch.load(weights_only=True)`, which builds tensors and plain data only, and
+    knows its size. An MLflow PyTorch model (an `MLmodel` folder) is unpickled on load, which runs
+    any code its author put in it: refused unless `trust_pickled`; its size is --size, else the
+    run's `data.size` param."""
+    with tempfile.TemporaryDirectory(prefix="fgi-model-") as folder:
+        local = _download(uri, Path(folder))
+        # A checkpoint wins over an MLmodel beside it: its loader cannot run code.
+        checkpoint = local.is_file() or any((local / name).is_file() for name in (CHECKPOINT_DESCRIPTION, "model.pt"))
+        if checkpoint or not (local / "MLmodel").is_file():
+            return _load_checkpoint_artifact(uri, local, size, map_location)
+        return _load_mlflow_pytorch(uri, local, size, map_location, trust_pickled)
+
+
+def _download(uri: str, folder: Path) -> Path:
+    import mlflow.artifacts
+
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
+    except Exception as err:  # noqa: BLE001 - a wrong URI or tracking store is the user's to fix
+        raise UserError(f"{uri}: cannot load the MLflow model ({type(err).__name__}: {err}); check the "
+                        "URI (runs:/<run_id>/generator) and MLFLOW_TRACKING_URI") from err
+
+
+def _load_checkpoint_artifact(uri: str, local: Path, size: int | None,
+                              map_location) -> tuple[Any, int]:
+    from fgi.predict import load_generator
+
+    description = {}
+    if local.is_dir() and (local / CHECKPOINT_DESCRIPTION).is_file():
+        try:
+            description = json.loads((local / CHECKPOINT_DESCRIPTION).read_text())
+            name = description.get("file", "model.pt")
+            if not isinstance(name, str) or Path(name).name != name:
+                raise ValueError(f"file {name!r} is not a file name")
+        except ValueError as err:
+            raise UserError(f"{uri}: {CHECKPOINT_DESCRIPTION} is not a checkpoint description ({err}); "
+                            "re-log the generator") from err
+    checkpoint = local / description.get("file", "model.pt") if local.is_dir() else local
+    if not checkpoint.is_file():
+        raise UserError(f"{uri}: neither a generator logged by fgi (model.pt) nor an MLflow model (MLmodel); "
+                        "check the URI, e.g. runs:/<run_id>/generator")
+    if "sha256" in description and hashlib.sha256(checkpoint.read_bytes()).hexdigest() != description["sha256"]:
+        raise UserError(f"{uri}: {checkpoint.name} does not match the sha256 in {CHECKPOINT_DESCRIPTION}; "
+                        "the upload is incomplete or the file was replaced; re-log the generator")
+    try:
+        _, generator, trained_size = load_generator(checkpoint, map_location)
+    except UserError as err:
+        if isinstance(err.__cause__, pickle.UnpicklingError):
+            raise UserError(f"{uri}: {checkpoint.name} holds objects other than tensors and plain data, so it was "
+                            f"refused unread ({_refused_global(err.__cause__)}); fgi never writes such a file: "
+                            "do not load it, re-log the generator from the model.pt of a trusted training run"
+                            ) from err
+        raise UserError(f"{uri}: {checkpoint.name} is not a model checkpoint of this project "
+                        f"({err.__cause__ or err}); re-log the generator") from err
+    if size is not None and size != trained_size:
+        raise UserError(f"{uri}: the model works at {trained_size}x{trained_size}, not --size {size}; drop --size")
+    return generator, trained_size
+
+
+def _refused_global(err: Exception) -> str:
+    """What torch's weights-only refusal says the file asked for (past its generic advice)."""
+    text = str(err)
+    named = re.search(r"GLOBAL ([\w.]+)", text)
+    if named:
+        return f"it asks for {named.group(1)}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return next((line for line in lines if not line.startswith(("Weights only load failed", "Check the doc"))),
+                type(err).__name__)
+
+
+def _load_mlflow_pytorch(uri: str, local: Path, size: int | None, map_location,
+                         trust_pickled: bool) -> tuple[Any, int]:
+    import yaml
+
+    try:
+        flavors = yaml.safe_load((local / "MLmodel").read_text()).get("flavors") or {}
+    except (yaml.YAMLError, AttributeError) as err:
+        raise UserError(f"{uri}: its MLmodel file is not YAML ({err}); check the URI") from err
+    if "pytorch" not in flavors:
+        raise UserError(f"{uri}: an MLflow model without the pytorch flavor ({', '.join(flavors) or 'none'}); "
+                        "pass a generator logged by fgi, e.g. runs:/<run_id>/generator")
+    if not trust_pickled:
+        what = ("a pickled MLflow PyTorch model" if (local / "data" / "model.pth").is_file()
+                else "an MLflow PyTorch model exported with torch.export (its archive can hold pickles)")
+        raise UserError(f"{uri}: {what}; loading it unpickles it, which runs any code whoever logged it put "
+                        f"in it. Pass {TRUST_FLAG} only if you trust everyone who can write to that tracking "
+                        "server, or re-log the generator with this fgi version (Run.log_generator: model.pt, "
+                        "loaded without unpickling)")
+    import mlflow
+    import mlflow.pytorch
+
+    try:
+        generator = mlflow.pytorch.load_model(str(local), map_location=map_location)
+        if size is None and uri.startswith("runs:/"):
+            run_params = mlflow.get_run(uri.removeprefix("runs:/").split("/")[0]).data.params
+            size = int(run_params["data.size"]) if "data.size" in run_params else None
+    except Exception as err:  # noqa: BLE001 - a broken model or tracking store is the user's to fix
+        raise UserError(f"{uri}: cannot load the MLflow model ({type(err).__name__}: {err}); check the "
+                        "URI (runs:/<run_id>/generator) and MLFLOW_TRACKING_URI") from err
+    if size is None:
+        raise UserError(f"{uri}: the model's working size is unknown; pass --size (its data.size)")
+    return generator.eval(), size

@@ -13,8 +13,12 @@
   data, protocol) matches, else starts afresh and says so.
 * A NaN or Inf loss stops the run with a message; the last good checkpoint stays.
 * Each epoch: PSNR inside the holes on a fixed validation batch, and a sample grid.
-* DDP when launched by torchrun (`train.nproc > 1`): DistributedSampler, NCCL
-  on CUDA / gloo on the CPU; only rank 0 logs and writes.
+* DDP when launched by torchrun (`train.nproc > 1` processes on each of
+  `train.nnodes` machines, `torchrun_args`): DistributedSampler, NCCL on CUDA /
+  gloo on the CPU. Rank 0 alone logs to MLflow; the first process of every
+  machine writes the checkpoints and outputs, so `dvc repro` succeeds on each
+  node and an interrupted job resumes on all of them. Logged losses are the
+  mean over all ranks, so every node writes the same curves.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from fgi import files, metrics, progress, tracking
-from fgi.config import Params, load_params, to_dict
+from fgi.config import Params, Train, load_params, to_dict
 from fgi.data.dataset import PairSet, TrainSet, to_uint8
 from fgi.errors import UserError, exits_cleanly
 from fgi.models import parameter_count
@@ -61,10 +65,17 @@ class Distributed:
     rank: int = 0
     world: int = 1
     device: torch.device = torch.device("cpu")
+    local_rank: int = 0
 
     @property
     def main(self) -> bool:
+        """The one process that logs to MLflow."""
         return self.rank == 0
+
+    @property
+    def writer(self) -> bool:
+        """The first process of each machine: it writes checkpoints and outputs there."""
+        return self.local_rank == 0
 
 
 class TrainingDiverged(UserError):
@@ -81,7 +92,33 @@ def setup_distributed() -> Distributed:
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
-    return Distributed(rank=int(os.environ.get("RANK", "0")), world=world, device=device)
+    return Distributed(rank=int(os.environ.get("RANK", "0")), world=world, device=device, local_rank=local)
+
+
+def torchrun_args(train: Train, model: str) -> list[str]:
+    """torchrun's options for `train.nproc` processes on each of `train.nnodes` machines.
+
+    Several machines meet at `train.rdzv_endpoint` (c10d rendezvous): every node runs the
+    same command with the same params.yaml, and the rendezvous numbers the nodes."""
+    if train.nnodes == 1:
+        return ["--standalone", f"--nproc_per_node={train.nproc}"]
+    return [f"--nnodes={train.nnodes}", f"--nproc_per_node={train.nproc}", "--rdzv_backend=c10d",
+            f"--rdzv_endpoint={train.rdzv_endpoint}", f"--rdzv_id=fgi-train-{model}"]
+
+
+def sync_buffers(objective: Objective) -> None:
+    """Rank 0's BatchNorm statistics on every rank. DDP broadcasts them at each forward, but
+    the last forward leaves each rank its own; validation and the written outputs use rank 0's."""
+    for net in objective.networks().values():
+        for buffer in unwrap(net).buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def mean_over_ranks(terms: dict[str, float], device: torch.device) -> dict[str, float]:
+    """Each loss term averaged over every process of the job (the same on every rank)."""
+    values = torch.tensor(list(terms.values()), dtype=torch.float64, device=device)
+    dist.all_reduce(values)
+    return dict(zip(terms, (values / dist.get_world_size()).tolist()))
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -246,7 +283,7 @@ def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run |
             step, history = checkpoint["step"], checkpoint["history"]
             set_rng_state(checkpoint["rng"])
             print(f"train@{name}: resumed from {last} at step {step}", flush=True)
-        elif world.main:
+        elif world.writer:
             print(f"train@{name}: {last} is from other params or data; training from scratch", flush=True)
 
     if params.train.compile and on_cuda:
@@ -264,7 +301,7 @@ def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run |
                   "discriminator_params": parameter_count(objective.discriminator and unwrap(objective.discriminator))})
 
     bar = progress.bar(total=total, initial=step, desc=f"train@{name}", unit="step",
-                       disable=not (world.main and progress.enabled()))
+                       disable=not (world.writer and progress.enabled()))
     epoch = step // steps_per_epoch
     while step < total:
         if isinstance(sampler, DistributedSampler):
@@ -287,17 +324,22 @@ def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run |
                 kept = f"the last good checkpoint ({last}) is kept" if last.exists() else "no checkpoint yet"
                 raise TrainingDiverged(f"train@{name}: loss {bad[0]} became {terms[bad[0]]} at step {step}; "
                                        f"{kept}; lower models.{name}.lr_g or check the data")
-            if world.main and (step % params.train.log_every == 0 or step == total):
+            logging_step = step % params.train.log_every == 0 or step == total
+            if world.world > 1 and logging_step:
+                terms = mean_over_ranks(terms, world.device)
+            if world.writer and logging_step:
                 history["curve"].append({"step": step, "epoch": epoch, **terms})
                 run.log_metrics(terms, step=step)
                 bar.set_postfix(loss=f"{terms['g/total']:.4f}")
             end_of_epoch = index == steps_per_epoch - 1 or step == total
-            if world.main and end_of_epoch:
+            if world.world > 1 and end_of_epoch:
+                sync_buffers(objective)
+            if world.writer and end_of_epoch:
                 psnr_hole, grid = validate(objective, val_batch, autocast)
                 history["val"].append({"step": step, "epoch": epoch, "psnr_hole": psnr_hole})
                 run.log_metrics({"val/psnr_hole": psnr_hole}, step=step)
                 run.log_image(grid, f"samples/step_{step:07d}.png")
-            if world.main and (step % params.train.checkpoint_every == 0 or step == total):
+            if world.writer and (step % params.train.checkpoint_every == 0 or step == total):
                 if not all(torch.isfinite(p).all() for net in objective.networks().values()
                            for p in net.parameters()):
                     raise TrainingDiverged(f"train@{name}: weights became non-finite at step {step}; the "
@@ -306,7 +348,7 @@ def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run |
         epoch += 1
     bar.close()
 
-    if world.main:
+    if world.writer:
         if not history["val"] or history["val"][-1]["step"] != step:
             psnr_hole, grid = validate(objective, val_batch, autocast)
             history["val"].append({"step": step, "epoch": epoch, "psnr_hole": psnr_hole})
@@ -321,7 +363,7 @@ def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run |
         files.save_png(out / "samples.png", grid)
         run.log_metrics({"final/psnr_hole": history["val"][-1]["psnr_hole"]}, step=step)
         if params.tracking.log_models:
-            run.log_torch_model(generator.cpu().eval(), "generator")
+            run.log_generator(out / "model.pt", "generator")
     if world.world > 1:
         dist.barrier()
     return objective

@@ -1,4 +1,20 @@
-"""Serve the MLflow UI over this checkout's runs, and stop all of it on Ctrl-C.
+"""`fgi ui`: the MLflow UI over this checkout's runs, or a tracking server for a team.
+
+    fgi ui                                     # this checkout's mlflow.db and mlartifacts/
+    fgi ui --backend-store-uri postgresql://mlflow@db/mlflow \\
+           --artifacts-destination s3://team-bucket/mlflow --host 0.0.0.0
+
+The server proxies artifacts (`mlflow server --serve-artifacts`): experiments
+it creates store theirs as `mlflow-artifacts:/...`, which the server maps to
+`--artifacts-destination`, so clients that set `MLFLOW_TRACKING_URI` need no
+access to the storage. No `--default-artifact-root` on purpose: given one,
+MLflow records it in new experiments and every client writes there itself.
+Experiments created before, with a `file://` location, keep it (the local
+pipeline's `<root>/mlartifacts`), which this server reads from its own disk.
+
+The server has no authentication: bound to anything but loopback, anyone who
+reaches the port can read, change and delete every run, and log the models
+others will load (hence `fgi inpaint --model-uri` never unpickles by default).
 
 `mlflow server` forks workers (and, unless told otherwise, a job-execution
 engine of ~10 processes). It is started in a session of its own so that the
@@ -8,8 +24,10 @@ that group, first politely, then with SIGKILL.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,48 +36,120 @@ from pathlib import Path
 from fgi import tracking
 
 
-def server_command(root: Path, host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", tracking.tracking_uri(root),
-            "--default-artifact-root", tracking.artifact_root(root),
-            "--host", host, "--port", str(port), "--workers", "1"]
+def default_backend_store_uri(root: Path) -> str:
+    """`$MLFLOW_TRACKING_URI` when it names a database, else this checkout's `mlflow.db`
+    (a server URI there is where the pipeline logs, not a store a server can open)."""
+    uri = tracking.tracking_uri(root)
+    return f"sqlite:///{root / 'mlflow.db'}" if tracking.is_server_uri(uri) else uri
 
 
-def _stop_group(pgid: int, grace_s: float = 10.0) -> None:
+def artifacts_uri(destination: str) -> str:
+    """A URI MLflow resolves the same from any folder: a plain path becomes an absolute file URI."""
+    if "://" in destination or destination.startswith("file:"):
+        return destination
+    return Path(destination).expanduser().resolve().as_uri()
+
+
+def server_command(backend_store_uri: str, artifacts_destination: str, host: str, port: int,
+                   allowed_hosts: str | None = None) -> list[str]:
+    command = [sys.executable, "-m", "mlflow", "server",
+               "--backend-store-uri", backend_store_uri,
+               "--serve-artifacts", "--artifacts-destination", artifacts_destination,
+               "--host", host, "--port", str(port), "--workers", "1"]
+    return command + (["--allowed-hosts", allowed_hosts] if allowed_hosts else [])
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name: whatever it resolves to is reachable from there
+        return False
+
+
+# What MLflow's Host-header check (against DNS rebinding) admits without --allowed-hosts.
+ANSWERED_BY_DEFAULT = [ipaddress.ip_network(net) for net in
+                       ("127.0.0.1/32", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")]
+
+
+def answered_by_default(host: str) -> bool:
+    """Whether requests addressed to `host` get past MLflow's Host-header check by default."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:  # a name
+        return False
+    return any(address in net for net in ANSWERED_BY_DEFAULT if net.version == address.version)
+
+
+def client_uri(host: str, port: int) -> str:
+    """The MLFLOW_TRACKING_URI clients set: a wildcard bind is reached by this machine's name."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn()
+        if host.startswith("localhost"):  # /etc/hosts names this machine localhost first
+            host = socket.gethostname()
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def _stop_group(server: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM the server's process group, SIGKILL what is left after `grace_s`. The server is
+    reaped on the way: a zombie leader would keep the group "alive" to `killpg(pgid, 0)`."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            os.killpg(pgid, sig)
+            os.killpg(server.pid, sig)
         except ProcessLookupError:
             return
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
+            server.poll()
             try:
-                os.killpg(pgid, 0)
+                os.killpg(server.pid, 0)
             except ProcessLookupError:
                 return
             time.sleep(0.1)
 
 
-def serve(root: Path | None = None, host: str = "127.0.0.1", port: int = 5000) -> int:
-    """Run the UI until interrupted; returns the server's exit code (0 after Ctrl-C)."""
+def serve(root: Path | None = None, host: str = "127.0.0.1", port: int = 5000,
+          backend_store_uri: str | None = None, artifacts_destination: str | None = None,
+          allowed_hosts: str | None = None) -> int:
+    """Run the server until interrupted; returns its exit code (0 after Ctrl-C)."""
     root = root or tracking.project_root()
+    backend = backend_store_uri or default_backend_store_uri(root)
+    artifacts = artifacts_uri(artifacts_destination) if artifacts_destination else tracking.artifact_root(root)
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
                MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
-    server = subprocess.Popen(server_command(root, host, port), env=env, start_new_session=True)
-    print(f"MLflow UI on http://{host}:{port} over {tracking.tracking_uri(root)} "
+    server = subprocess.Popen(server_command(backend, artifacts, host, port, allowed_hosts),
+                              env=env, start_new_session=True)
+    print(f"MLflow server on http://{host}:{port} over {backend}, artifacts proxied to {artifacts} "
           f"(server pid {server.pid}); Ctrl-C stops it.", flush=True)
+    uri = client_uri(host, port)
+    address = uri.removeprefix("http://")
+    refused = not allowed_hosts and not answered_by_default(address.rpartition(":")[0])
+    print(f"Clients log here with: export MLFLOW_TRACKING_URI={uri}"
+          + (f"  (MLflow answers requests addressed to {address} only with --allowed-hosts {address})"
+             if refused else ""), flush=True)
+    if not is_loopback(host):
+        print(f"warning: --host {host}: this MLflow server has no authentication; anyone who can reach port "
+              f"{port} can read, change and delete every run and log the models others load; bind it only "
+              "where everyone who can reach it is trusted (VPN, firewall) or put an authenticating proxy in front",
+              file=sys.stderr, flush=True)
     stopping = False
 
     def stop(signum, frame):
         nonlocal stopping
         stopping = True
-        _stop_group(server.pid)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        code = server.wait()
+        # Polled, not wait()ed: a wait() interrupted by the signal holds the lock that reaping needs.
+        while not stopping and server.poll() is None:
+            time.sleep(0.2)
     finally:
         # The server may die on its own and leave a worker behind: stop the group anyway.
-        _stop_group(server.pid)
-    return 0 if stopping else code
+        _stop_group(server)
+    return 0 if stopping else server.returncode

@@ -1,25 +1,27 @@
-"""DVC stage `train@<model>`: train one learned model; `train.nproc > 1` relaunches under torchrun (DDP)."""
+"""DVC stage `train@<model>`: train one learned model; `train.nproc > 1` or `train.nnodes > 1`
+relaunches it under torchrun (DDP), one process per GPU (or CPU process with gloo) on every node."""
 
 import os
 import sys
 
-from fgi.config import load_params
+from fgi.config import Train, load_params
 from fgi.errors import exits_cleanly
-from fgi.train import main
+from fgi.train import main, torchrun_args
 
 
 @exits_cleanly
-def nproc(argv: list[str]) -> int:
+def train_params(argv: list[str]) -> Train:
     path = argv[argv.index("--params") + 1] if "--params" in argv else "params.yaml"
-    return load_params(path).train.nproc
+    return load_params(path).train
 
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
-    processes = nproc(argv)
-    if processes > 1 and "LOCAL_RANK" not in os.environ:
-        # One process per GPU (or CPU process with gloo); torchrun sets RANK/WORLD_SIZE/LOCAL_RANK.
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc_per_node={processes}", "-m", "fgi.train", *argv]
+    train = train_params(argv)
+    if (train.nproc > 1 or train.nnodes > 1) and "LOCAL_RANK" not in os.environ:
+        # torchrun sets RANK/WORLD_SIZE/LOCAL_RANK for every process it starts.
+        model = argv[0] if argv else ""
+        command = [sys.executable, "-m", "torch.distributed.run", *torchrun_args(train, model),
+                   "-m", "fgi.train", *argv]
         os.execv(sys.executable, command)
     main(argv)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -267,30 +270,128 @@ def test_cli_writes_the_output_and_exits_2_on_a_user_error(tmp_path, checkpoint)
     assert not (tmp_path / "never.png").exists()
 
 
-def test_model_uri_from_mlflow(tmp_path, mlflow_db, generator):
+def logged_generator(checkpoint: Path) -> str:
+    """runs:/<id>/generator of a run that logged `checkpoint` the way the train stage does."""
+    from fgi.tracking import Run
+
+    with Run("inpaint") as run:
+        run.log_generator(checkpoint / "model.pt")
+    assert run.enabled, "logging failed"
+    return f"runs:/{run.run_id}/generator"
+
+
+def inpaint_args(tmp_path: Path, *model: str, out: str = "out.png") -> argparse.Namespace:
+    if not (tmp_path / "face.png").exists():
+        Image.fromarray(photo(40, 50)).save(tmp_path / "face.png")
+        Image.fromarray(centre_hole(50, 40)).save(tmp_path / "mask.png")
+    return cli(*model, "--image", str(tmp_path / "face.png"), "--mask", str(tmp_path / "mask.png"),
+               "--out", str(tmp_path / out), "--precision", "float32")
+
+
+def test_model_uri_loads_a_logged_generator_and_knows_its_size(tmp_path, mlflow_db, checkpoint, generator):
+    uri = logged_generator(checkpoint)
+    args = inpaint_args(tmp_path, "--model-uri", uri)
+    assert args.run(args) == 0
+
+    direct = inpaint_image(generator, SIZE, Image.open(tmp_path / "face.png"), centre_hole(50, 40), precision="float32")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), np.asarray(direct))
+    args = inpaint_args(tmp_path, "--model-uri", uri, "--size", "64", out="never.png")
+    with pytest.raises(UserError, match="works at 32x32, not --size 64"):
+        args.run(args)
+    args = inpaint_args(tmp_path, "--model-uri", "runs:/0123456789abcdef/generator", out="never.png")
+    with pytest.raises(UserError, match="cannot load the MLflow model"):
+        args.run(args)
+    assert not (tmp_path / "never.png").exists()
+
+
+class UnpickleWitness(torch.nn.Module):
+    """A generator that leaves a file behind when it is unpickled: proof that code ran on load."""
+
+    def __init__(self, generator, witness: Path):
+        super().__init__()
+        self.generator, self.witness = generator, str(witness)
+
+    def forward(self, masked_image, hole):
+        return self.generator(masked_image, hole)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        Path(self.witness).write_text("unpickled")
+
+
+def test_a_pickled_mlflow_model_loads_only_with_the_trust_flag(tmp_path, mlflow_db, generator):
     import mlflow
     import mlflow.pytorch
 
-    # Artifacts go under tmp_path: the Default experiment's root is ./mlruns, in the checkout.
+    witness = tmp_path / "witness"
     experiment = mlflow.create_experiment("inpaint", artifact_location=(tmp_path / "artifacts").as_uri())
-    with mlflow.start_run(experiment_id=experiment) as run:
+    with mlflow.start_run(experiment_id=experiment) as run:  # as an older fgi logged generators
         mlflow.log_param("data.size", SIZE)
-        mlflow.pytorch.log_model(generator, name="generator", serialization_format="pickle",
-                                 pip_requirements=["torch"])
-    Image.fromarray(photo(40, 50)).save(tmp_path / "face.png")
-    hole = centre_hole(50, 40)
-    Image.fromarray(hole).save(tmp_path / "mask.png")
+        mlflow.pytorch.log_model(UnpickleWitness(generator, witness), name="generator",
+                                 serialization_format="pickle", pip_requirements=["torch"])
+    uri = f"runs:/{run.info.run_id}/generator"
 
-    args = cli("--model-uri", f"runs:/{run.info.run_id}/generator", "--image", str(tmp_path / "face.png"),
-               "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "out.png"), "--precision", "float32")
-    assert args.run(args) == 0
-
-    direct = inpaint_image(generator, SIZE, Image.open(tmp_path / "face.png"), hole, precision="float32")
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), np.asarray(direct))
-    args = cli("--model-uri", "runs:/0123456789abcdef/generator", "--image", str(tmp_path / "face.png"),
-               "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "never.png"))
-    with pytest.raises(UserError, match="cannot load the MLflow model"):
+    args = inpaint_args(tmp_path, "--model-uri", uri)
+    with pytest.raises(SystemExit) as exit_info:
+        exits_cleanly(args.run)(args)
+    assert exit_info.value.code == 2
+    with pytest.raises(UserError, match=rf"{uri}: a pickled MLflow PyTorch model.*runs any code.*"
+                                        r"Pass --trust-pickled-model only if you trust everyone"):
         args.run(args)
+    assert not witness.exists() and not (tmp_path / "out.png").exists()
+
+    args = inpaint_args(tmp_path, "--model-uri", uri, "--trust-pickled-model")
+    assert args.run(args) == 0
+    assert witness.read_text() == "unpickled"
+    direct = inpaint_image(generator, SIZE, Image.open(tmp_path / "face.png"), centre_hole(50, 40), precision="float32")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), np.asarray(direct))
+
+
+class RunsCode:
+    """What a hostile model.pt would hold: unpickling it calls os.mkdir(path)."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return os.mkdir, (self.path,)
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unread(tmp_path, mlflow_db, checkpoint):
+    import mlflow
+
+    from fgi.tracking import describe_checkpoint
+
+    ran = tmp_path / "payload-ran"
+    content = torch.load(checkpoint / "model.pt", weights_only=True)
+    hostile = tmp_path / "hostile" / "model.pt"
+    hostile.parent.mkdir()
+    torch.save({**content, "step": RunsCode(ran)}, hostile)
+    description = {**describe_checkpoint(checkpoint / "model.pt"),
+                   "sha256": hashlib.sha256(hostile.read_bytes()).hexdigest()}  # a consistent forgery
+    (hostile.parent / "checkpoint.json").write_text(json.dumps(description))
+    experiment = mlflow.create_experiment("inpaint", artifact_location=(tmp_path / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:  # whoever can write to the server can do this
+        mlflow.log_artifacts(str(hostile.parent), "generator")
+
+    args = inpaint_args(tmp_path, "--model-uri", f"runs:/{run.info.run_id}/generator")
+    with pytest.raises(UserError, match=r"model.pt holds objects other than tensors and plain data, so it was "
+                                        r"refused unread \(it asks for posix.mkdir\); fgi never writes such a file"):
+        args.run(args)
+    assert not ran.exists(), "loading ran the payload"
+    torch.load(hostile, weights_only=False)  # the control: unpickled, the file does run code
+    assert ran.is_dir()
+
+
+def test_a_checkpoint_that_does_not_match_its_hash_is_refused(tmp_path, checkpoint):
+    from fgi.tracking import describe_checkpoint, load_mlflow_generator
+
+    (checkpoint / "checkpoint.json").write_text(json.dumps(describe_checkpoint(checkpoint / "model.pt")))
+    assert load_mlflow_generator(str(checkpoint), None, "cpu")[1] == SIZE  # a local folder is a URI too
+    with open(checkpoint / "model.pt", "ab") as file:
+        file.write(b"\0")
+    with pytest.raises(UserError, match="model.pt does not match the sha256 in checkpoint.json"):
+        load_mlflow_generator(str(checkpoint), None, "cpu")
 
 
 @pytest.mark.parametrize("name", ["ours", "ce", "pconv", "gc"])

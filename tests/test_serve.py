@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from fgi import serve
@@ -155,3 +156,43 @@ def test_concurrent_requests_each_get_their_own_photo_back(app_url):
         known = masks[index] == 0
         for result in answer["results"]:
             assert (result_pixels(result)[known] == photos[index][known]).all()
+
+
+def test_model_uris_load_without_unpickling_unless_trusted(tmp_path, mlflow_db):
+    import argparse
+
+    import mlflow
+    import mlflow.pytorch
+
+    from fgi.predict import load_generator
+    from fgi.tracking import Run
+
+    models = tmp_path / "models"
+    save_random_ours(models / "ours", SIZE)
+    with Run("serve") as run:
+        run.log_generator(models / "ours" / "model.pt")
+    experiment = mlflow.create_experiment("pickled", artifact_location=(tmp_path / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as pickled:  # as an older fgi logged generators
+        mlflow.log_param("data.size", SIZE)
+        mlflow.pytorch.log_model(load_generator(models / "ours")[1], name="generator",
+                                 serialization_format="pickle", pip_requirements=["torch"])
+    uris = {"logged": f"runs:/{run.run_id}/generator", "pickled": f"runs:/{pickled.info.run_id}/generator"}
+    params = load_params(MICRO)
+    url, server, thread = serve.serve_in_thread(serve.make_app(params, serve.find_methods(params, models, uris)))
+    try:
+        status, answer = post(url, {"image": png(photo()), "mask": png(hole()),
+                                    "methods": ["ours", "logged", "pickled"], "face_crop": False})
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert status == 200
+    by_method = {result["method"]: result for result in answer["results"]}
+    np.testing.assert_array_equal(result_pixels(by_method["logged"]), result_pixels(by_method["ours"]))
+    assert "a pickled MLflow PyTorch model" in by_method["pickled"]["error"]
+    assert "--trust-pickled-model" in by_method["pickled"]["error"] and "png" not in by_method["pickled"]
+
+    parser = argparse.ArgumentParser()
+    serve.register(parser.add_subparsers())
+    assert parser.parse_args(["serve", "--trust-pickled-model"]).trust_pickled_model
+    generator, size = serve.find_methods(params, models, uris, trust_pickled=True)["pickled"].load()
+    assert isinstance(generator, torch.nn.Module) and size == SIZE

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import free_port
+from conftest import free_port, save_random_ours
 from fgi import tracking
+from fgi.predict import load_generator
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -47,7 +48,7 @@ def test_a_run_reads_back_with_params_metrics_tags_and_artifacts(mlflow_db, monk
         run.log_figure(figure, "curves/loss.png")
         plt.close(figure)
         run.log_table(pd.DataFrame({"method": ["ours"], "psnr": [30.5]}), "tables/table1.csv")
-        run.log_torch_model(torch.nn.Linear(2, 1), "generator")
+        run.log_generator(save_random_ours(tmp_path / "models" / "ours") / "model.pt", "generator")
 
     runs = mlflow.search_runs(experiment_names=["fgi-test"])
     assert len(runs) == 1
@@ -72,8 +73,38 @@ def test_a_run_reads_back_with_params_metrics_tags_and_artifacts(mlflow_db, monk
     assert pd.read_csv(table)["psnr"].tolist() == [30.5]
     experiment = mlflow.get_experiment_by_name("fgi-test")
     assert experiment.artifact_location == (tmp_path.resolve() / "mlartifacts").as_uri()
-    loaded = mlflow.pytorch.load_model(f"runs:/{run.run_id}/generator")
-    assert isinstance(loaded, torch.nn.Linear)
+    assert {a.path for a in client.list_artifacts(run.run_id, "generator")} == {
+        "generator/model.pt", "generator/checkpoint.json"}
+    assert not client.search_logged_models([experiment.experiment_id]), "no pickled MLflow model"
+    generator, size = tracking.load_mlflow_generator(f"runs:/{run.run_id}/generator", None, "cpu")
+    _, original, _ = load_generator(tmp_path / "models" / "ours")
+    assert size == 32
+    for a, b in zip(generator.state_dict().values(), original.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_the_checkpoint_description_names_the_model_and_its_hash(tmp_path):
+    import hashlib
+    import json
+
+    checkpoint = save_random_ours(tmp_path / "ours") / "model.pt"
+    description = tracking.describe_checkpoint(checkpoint)
+    assert description["format"] == "fgi-checkpoint" and description["file"] == "model.pt"
+    assert (description["model"], description["size"], description["step"]) == ("ours", 32, 0)
+    assert description["sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert description["weights_provenance"] == "random-init (offline)"
+    json.dumps(description)  # plain data, as checkpoint.json
+
+
+def test_a_file_that_is_no_safe_checkpoint_is_not_logged(mlflow_db, tmp_path):
+    import mlflow
+
+    # A pickled module inside: torch.load(weights_only=True) refuses it, so log_generator does too.
+    torch.save({"model": "ours", "size": 32, "generator": torch.nn.Linear(2, 1)}, tmp_path / "model.pt")
+    with pytest.warns(tracking.TrackingWarning, match="logging generator"):
+        with tracking.Run("fgi-test") as run:
+            run.log_generator(tmp_path / "model.pt")
+    assert not mlflow.tracking.MlflowClient().list_artifacts(run.run_id)
 
 
 def test_a_failing_body_marks_the_run_failed(mlflow_db):
