@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,30 @@ def save_random_ours(folder: Path, size: int = 32) -> Path:
     torch.save({"model": "ours", "step": 0, "size": size, "cfg": cfg, "generator": generator.state_dict(),
                 "params": {}, "weights_provenance": "random-init (offline)"}, folder / "model.pt")
     return folder
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def ctrl_c_stops_the_group(launcher: subprocess.Popen, server_pid: int) -> None:
+    """SIGINT to the `fgi ui` launcher: it exits 0 and no process of the server's group survives."""
+    launcher.send_signal(signal.SIGINT)
+    assert launcher.wait(timeout=30) == 0
+    deadline = time.monotonic() + 10
+    while group_alive(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not group_alive(server_pid), "a process of the MLflow server survived Ctrl-C"
+
+
+def kill_leftovers(launcher: subprocess.Popen, server_pid: int | None) -> None:
+    """After a failed test: no launcher or server process outlives it."""
+    if launcher.poll() is None:
+        launcher.kill()
+    if server_pid and group_alive(server_pid):
+        os.killpg(server_pid, signal.SIGKILL)
+

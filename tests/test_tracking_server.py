@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,12 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import free_port, save_random_ours
+from conftest import ctrl_c_stops_the_group, free_port, kill_leftovers, save_random_ours
 from fgi import cli, tracking
 from fgi.inpaint import inpaint_image
 from fgi.predict import load_generator
-
-from test_ui import group_alive
 
 
 def wait_for_health(url: str, launcher: subprocess.Popen, timeout_s: float = 30) -> None:
@@ -111,14 +108,6 @@ def test_a_team_server_keeps_runs_and_artifacts_and_serves_the_generator(tmp_pat
                                precision="float32")
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), np.asarray(direct))
 
-        launcher.send_signal(signal.SIGINT)
-        assert launcher.wait(timeout=30) == 0
-        deadline = time.monotonic() + 10
-        while group_alive(server_pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not group_alive(server_pid), "a process of the MLflow server survived Ctrl-C"
+        ctrl_c_stops_the_group(launcher, server_pid)
     finally:
-        if launcher.poll() is None:
-            launcher.kill()
-        if server_pid and group_alive(server_pid):
-            os.killpg(server_pid, signal.SIGKILL)
+        kill_leftovers(launcher, server_pid)

@@ -12,16 +12,8 @@ import sys
 import time
 import urllib.request
 
-from conftest import free_port
+from conftest import ctrl_c_stops_the_group, free_port, group_alive, kill_leftovers
 from fgi import ui
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_server_command_has_one_worker_and_proxies_artifacts(tmp_path):
@@ -88,17 +80,9 @@ def test_ui_answers_and_ctrl_c_stops_the_whole_group(tmp_path, mlflow_template):
         assert status == 200, "the MLflow UI did not answer within 30 s"
         assert group_alive(server_pid)
 
-        launcher.send_signal(signal.SIGINT)
-        assert launcher.wait(timeout=30) == 0
-        deadline = time.monotonic() + 10
-        while group_alive(server_pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not group_alive(server_pid), "a process of the MLflow server survived Ctrl-C"
+        ctrl_c_stops_the_group(launcher, server_pid)
     finally:
-        if launcher.poll() is None:
-            launcher.kill()
-        if server_pid and group_alive(server_pid):
-            os.killpg(server_pid, signal.SIGKILL)
+        kill_leftovers(launcher, server_pid)
 
 
 def test_binding_the_network_warns_that_there_is_no_authentication(tmp_path, mlflow_template):
@@ -121,7 +105,4 @@ def test_binding_the_network_warns_that_there_is_no_authentication(tmp_path, mlf
         assert launcher.wait(timeout=30) == 0
         assert not group_alive(server_pid)
     finally:
-        if launcher.poll() is None:
-            launcher.kill()
-        if server_pid and group_alive(server_pid):
-            os.killpg(server_pid, signal.SIGKILL)
+        kill_leftovers(launcher, server_pid)
