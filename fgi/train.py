@@ -17,8 +17,10 @@
   `train.nnodes` machines, `torchrun_args`): DistributedSampler, NCCL on CUDA /
   gloo on the CPU. Rank 0 alone logs to MLflow; the first process of every
   machine writes the checkpoints and outputs, so `dvc repro` succeeds on each
-  node and an interrupted job resumes on all of them. Logged losses are the
-  mean over all ranks, so every node writes the same curves.
+  node and an interrupted job resumes on all of them (each rank with its own
+  RNG states; nodes whose checkpoints disagree stop with a message). Logged
+  losses are the mean over all ranks, so every node writes the same curves; a
+  NaN on any rank stops every rank.
 """
 
 from __future__ import annotations
@@ -114,6 +116,20 @@ def sync_buffers(objective: Objective) -> None:
             dist.broadcast(buffer, src=0)
 
 
+def step_range(step: int, device: torch.device) -> tuple[int, int]:
+    """The lowest and highest `step` over every process of the job."""
+    values = torch.tensor([step, -step], dtype=torch.float64, device=device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return int(-values[1]), int(values[0])
+
+
+def on_any_rank(flag: bool, device: torch.device) -> bool:
+    """Whether `flag` is true on some process: all of them then stop together, none waits."""
+    value = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def mean_over_ranks(terms: dict[str, float], device: torch.device) -> dict[str, float]:
     """Each loss term averaged over every process of the job (the same on every rank)."""
     values = torch.tensor(list(terms.values()), dtype=torch.float64, device=device)
@@ -174,13 +190,16 @@ def save_atomic(obj: dict, path: Path) -> None:
 
 
 def save_checkpoint(path: Path, objective: Objective, step: int, epoch: int, params: Params,
-                    key: str, history: dict) -> None:
+                    key: str, history: dict, rng_by_rank: list | None = None) -> None:
+    """`rng_by_rank`: every process's RNG states (DDP), so each resumes its own draws."""
     checkpoint = {
         "model": objective.name, "step": step, "epoch": epoch, "fingerprint": key,
         "networks": {k: unwrap(net).state_dict() for k, net in objective.networks().items()},
         "optimizers": {k: opt.state_dict() for k, opt in objective.optimizers.items()},
         "rng": rng_state(), "params": to_dict(params), "history": history,
     }
+    if rng_by_rank is not None:
+        checkpoint["rng_by_rank"] = rng_by_rank
     save_atomic(checkpoint, path)
 
 
@@ -281,10 +300,19 @@ def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run |
             for k, opt in objective.optimizers.items():
                 opt.load_state_dict(checkpoint["optimizers"][k])
             step, history = checkpoint["step"], checkpoint["history"]
-            set_rng_state(checkpoint["rng"])
+            by_rank = checkpoint.get("rng_by_rank")
+            set_rng_state(by_rank[world.rank] if world.world > 1 and by_rank else checkpoint["rng"])
             print(f"train@{name}: resumed from {last} at step {step}", flush=True)
         elif world.writer:
             print(f"train@{name}: {last} is from other params or data; training from scratch", flush=True)
+    if world.world > 1:
+        # Each node resumes from its own copy: all of them must stand at the same step, or the
+        # processes would run different loops and wait on each other forever.
+        lowest, highest = step_range(step, world.device)
+        if lowest != highest:
+            raise UserError(f"train@{name}: the processes would resume at different steps ({lowest} to {highest}): "
+                            f"{last} differs between the nodes; copy one node's checkpoints/{name}/ to every "
+                            "node, or delete it on every node to train from scratch")
 
     if params.train.compile and on_cuda:
         # CUDA only: on the CPU, inductor's C++ compile costs more than a demo run saves.
@@ -320,9 +348,10 @@ def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run |
             step += 1
             bar.update()
             bad = [k for k, v in terms.items() if not np.isfinite(v)]
-            if bad:
+            if bad if world.world == 1 else on_any_rank(bool(bad), world.device):
                 kept = f"the last good checkpoint ({last}) is kept" if last.exists() else "no checkpoint yet"
-                raise TrainingDiverged(f"train@{name}: loss {bad[0]} became {terms[bad[0]]} at step {step}; "
+                what = f"loss {bad[0]} became {terms[bad[0]]}" if bad else "a loss became non-finite in another process"
+                raise TrainingDiverged(f"train@{name}: {what} at step {step}; "
                                        f"{kept}; lower models.{name}.lr_g or check the data")
             logging_step = step % params.train.log_every == 0 or step == total
             if world.world > 1 and logging_step:
@@ -339,12 +368,18 @@ def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run |
                 history["val"].append({"step": step, "epoch": epoch, "psnr_hole": psnr_hole})
                 run.log_metrics({"val/psnr_hole": psnr_hole}, step=step)
                 run.log_image(grid, f"samples/step_{step:07d}.png")
-            if world.writer and (step % params.train.checkpoint_every == 0 or step == total):
+            if step % params.train.checkpoint_every == 0 or step == total:
+                # Every process checks: the weights are the same on all, so all stop together.
                 if not all(torch.isfinite(p).all() for net in objective.networks().values()
                            for p in net.parameters()):
                     raise TrainingDiverged(f"train@{name}: weights became non-finite at step {step}; the "
                                            f"last good checkpoint is kept; lower models.{name}.lr_g")
-                save_checkpoint(last, objective, step, epoch, params, key, history)
+                rng_by_rank = None
+                if world.world > 1:
+                    rng_by_rank = [None] * world.world
+                    dist.all_gather_object(rng_by_rank, rng_state())
+                if world.writer:
+                    save_checkpoint(last, objective, step, epoch, params, key, history, rng_by_rank)
         epoch += 1
     bar.close()
 

@@ -128,16 +128,8 @@ def test_two_nodes_form_one_job_with_the_result_of_one_two_process_job(workdir, 
         (node / "data").symlink_to(micro_pipeline / "data", target_is_directory=True)
         write_params(node, **one_job, **{"train.nproc": 1, "train.nnodes": 2, "train.rdzv_endpoint": endpoint})
         nodes.append(node)
-    launched = [subprocess.Popen(command, cwd=node, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 text=True, start_new_session=True) for node in nodes]
-    try:
-        outputs = [process.communicate(timeout=300)[0] for process in launched]
-    finally:
-        for process in launched:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-    for process, output in zip(launched, outputs):
-        assert process.returncode == 0, output[-3000:]
+    for code, output in run_nodes(command, nodes, env):
+        assert code == 0, output[-3000:]
 
     reference = torch.load(workdir / "models" / "ours" / "model.pt", weights_only=True)
     assert reference["step"] == 2
@@ -152,3 +144,28 @@ def test_two_nodes_form_one_job_with_the_result_of_one_two_process_job(workdir, 
         for name, state in load_checkpoint(workdir / "checkpoints" / "ours" / "last.pt")["networks"].items():
             assert all(torch.equal(networks[name][k], v) for k, v in state.items()), \
                 f"{node.name}'s checkpoint holds another {name}: it could not resume the job"
+        assert len(load_checkpoint(node / "checkpoints" / "ours" / "last.pt")["rng_by_rank"]) == 2, \
+            "each process resumes its own random draws"
+
+    # A node whose checkpoint is missing would run another loop than the others: all stop, saying why.
+    (nodes[1] / "checkpoints" / "ours" / "last.pt").unlink()
+    endpoint = f"127.0.0.1:{free_port()}"
+    for node in nodes:
+        write_params(node, **{**one_job, "train.max_steps": 4},
+                     **{"train.nproc": 1, "train.nnodes": 2, "train.rdzv_endpoint": endpoint})
+    for code, output in run_nodes(command, nodes, env):
+        assert code != 0
+        assert "the processes would resume at different steps (0 to 2)" in output, output[-3000:]
+
+
+def run_nodes(command: list[str], nodes: list[Path], env: dict) -> list[tuple[int, str]]:
+    """Start `command` in every node's folder at once; their exit codes and outputs."""
+    launched = [subprocess.Popen(command, cwd=node, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True, start_new_session=True) for node in nodes]
+    try:
+        outputs = [process.communicate(timeout=300)[0] for process in launched]
+    finally:
+        for process in launched:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    return [(process.returncode, output) for process, output in zip(launched, outputs)]
