@@ -4,13 +4,15 @@
     fgi ui --backend-store-uri postgresql://mlflow@db/mlflow \\
            --artifacts-destination s3://team-bucket/mlflow --host 0.0.0.0
 
-The server proxies artifacts (`mlflow server --serve-artifacts`): experiments
-it creates store theirs as `mlflow-artifacts:/...`, which the server maps to
+A team's server (`--backend-store-uri` or `--artifacts-destination` given)
+proxies artifacts (`mlflow server --serve-artifacts`): experiments it creates
+store theirs as `mlflow-artifacts:/...`, which the server maps to
 `--artifacts-destination`, so clients that set `MLFLOW_TRACKING_URI` need no
-access to the storage. No `--default-artifact-root` on purpose: given one,
-MLflow records it in new experiments and every client writes there itself.
-Experiments created before, with a `file://` location, keep it (the local
-pipeline's `<root>/mlartifacts`), which this server reads from its own disk.
+access to the storage. No `--default-artifact-root` there on purpose: given
+one, MLflow records it in new experiments and every client writes there
+itself. Over this checkout's own store (no option) it is the reverse: new
+experiments get `<root>/mlartifacts` itself, since the pipeline logs to the
+sqlite file directly and could not resolve `mlflow-artifacts:/`.
 
 The server has no authentication: bound to anything but loopback, anyone who
 reaches the port can read, change and delete every run, and log the models
@@ -51,10 +53,14 @@ def artifacts_uri(destination: str) -> str:
 
 
 def server_command(backend_store_uri: str, artifacts_destination: str, host: str, port: int,
-                   allowed_hosts: str | None = None) -> list[str]:
-    command = [sys.executable, "-m", "mlflow", "server",
-               "--backend-store-uri", backend_store_uri,
-               "--serve-artifacts", "--artifacts-destination", artifacts_destination,
+                   allowed_hosts: str | None = None, local: bool = False) -> list[str]:
+    """`mlflow server` proxying artifacts to `artifacts_destination`; `local` (this checkout's
+    own store) gives new experiments the folder itself, which the pipeline also writes to
+    directly: an `mlflow-artifacts:/` location would be unreadable to a run that logs to the
+    sqlite file without the server."""
+    storage = (["--default-artifact-root", artifacts_destination] if local
+               else ["--serve-artifacts", "--artifacts-destination", artifacts_destination])
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri, *storage,
                "--host", host, "--port", str(port), "--workers", "1"]
     return command + (["--allowed-hosts", allowed_hosts] if allowed_hosts else [])
 
@@ -70,7 +76,7 @@ def is_loopback(host: str) -> bool:
 
 # What MLflow's Host-header check (against DNS rebinding) admits without --allowed-hosts.
 ANSWERED_BY_DEFAULT = [ipaddress.ip_network(net) for net in
-                       ("127.0.0.1/32", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")]
+                       ("127.0.0.1/32", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
 
 
 def answered_by_default(host: str) -> bool:
@@ -120,23 +126,14 @@ def serve(root: Path | None = None, host: str = "127.0.0.1", port: int = 5000,
     root = root or tracking.project_root()
     backend = backend_store_uri or default_backend_store_uri(root)
     artifacts = artifacts_uri(artifacts_destination) if artifacts_destination else tracking.artifact_root(root)
+    local = backend_store_uri is None and artifacts_destination is None
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
                MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
-    server = subprocess.Popen(server_command(backend, artifacts, host, port, allowed_hosts),
-                              env=env, start_new_session=True)
-    print(f"MLflow server on http://{host}:{port} over {backend}, artifacts proxied to {artifacts} "
-          f"(server pid {server.pid}); Ctrl-C stops it.", flush=True)
+    # Before the server starts: a name lookup can take seconds, and a Ctrl-C from here on
+    # must stop the server rather than leave it running in its own session.
     uri = client_uri(host, port)
     address = uri.removeprefix("http://")
     refused = not allowed_hosts and not answered_by_default(address.rpartition(":")[0])
-    print(f"Clients log here with: export MLFLOW_TRACKING_URI={uri}"
-          + (f"  (MLflow answers requests addressed to {address} only with --allowed-hosts {address})"
-             if refused else ""), flush=True)
-    if not is_loopback(host):
-        print(f"warning: --host {host}: this MLflow server has no authentication; anyone who can reach port "
-              f"{port} can read, change and delete every run and log the models others load; bind it only "
-              "where everyone who can reach it is trusted (VPN, firewall) or put an authenticating proxy in front",
-              file=sys.stderr, flush=True)
     stopping = False
 
     def stop(signum, frame):
@@ -145,7 +142,20 @@ def serve(root: Path | None = None, host: str = "127.0.0.1", port: int = 5000,
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    server = subprocess.Popen(server_command(backend, artifacts, host, port, allowed_hosts, local=local),
+                              env=env, start_new_session=True)
     try:
+        kept = f"artifacts in {artifacts}" if local else f"artifacts proxied to {artifacts}"
+        print(f"MLflow server on http://{host}:{port} over {backend}, {kept} "
+              f"(server pid {server.pid}); Ctrl-C stops it.", flush=True)
+        print(f"Clients log here with: export MLFLOW_TRACKING_URI={uri}"
+              + (f"  (MLflow answers requests addressed to {address} only with --allowed-hosts {address})"
+                 if refused else ""), flush=True)
+        if not is_loopback(host):
+            print(f"warning: --host {host}: this MLflow server has no authentication; anyone who can reach port "
+                  f"{port} can read, change and delete every run and log the models others load; bind it only "
+                  "where everyone who can reach it is trusted (VPN, firewall) or put an authenticating proxy in "
+                  "front", file=sys.stderr, flush=True)
         # Polled, not wait()ed: a wait() interrupted by the signal holds the lock that reaping needs.
         while not stopping and server.poll() is None:
             time.sleep(0.2)

@@ -27,6 +27,11 @@ def test_server_command_has_one_worker_and_proxies_artifacts(tmp_path):
     assert "--default-artifact-root" not in command and "--allowed-hosts" not in command
     with_hosts = ui.server_command("sqlite:///team.db", "s3://b", "0.0.0.0", 5000, "mlflow.team.example:5000")
     assert with_hosts[with_hosts.index("--allowed-hosts") + 1] == "mlflow.team.example:5000"
+    # This checkout's own store: new experiments get the folder the pipeline writes to directly.
+    local = ui.server_command(f"sqlite:///{tmp_path}/mlflow.db", (tmp_path / "mlartifacts").as_uri(), "127.0.0.1",
+                              5000, local=True)
+    assert local[local.index("--default-artifact-root") + 1] == (tmp_path / "mlartifacts").as_uri()
+    assert "--serve-artifacts" not in local and "--artifacts-destination" not in local
 
 
 def test_defaults_are_this_checkouts_store_unless_the_pipeline_logs_to_a_database(tmp_path, monkeypatch):
@@ -48,7 +53,8 @@ def test_what_clients_set_and_when_mlflow_answers_them():
     assert ui.is_loopback("localhost") and ui.is_loopback("127.0.0.1") and ui.is_loopback("::1")
     assert not ui.is_loopback("0.0.0.0") and not ui.is_loopback("mlflow.team.example")
     assert ui.answered_by_default("192.168.1.20") and ui.answered_by_default("localhost")
-    assert ui.answered_by_default("[fd12::1]") and ui.answered_by_default("172.31.0.9")
+    assert ui.answered_by_default("172.31.0.9") and ui.answered_by_default("[::1]")
+    assert not ui.answered_by_default("[fd12::1]"), "MLflow's fd00:* pattern does not match a bracketed Host"
     assert not ui.answered_by_default("mlflow.team.example") and not ui.answered_by_default("8.8.8.8")
     assert not ui.answered_by_default("172.32.0.1")
 
