@@ -45,7 +45,7 @@ from fgi.errors import UserError
 from fgi.facecrop import FACE_SCALE
 from fgi.predict import (PRECISIONS, device, for_inference, inference_autocast, load_generator,
                          resolve_precision)
-from fgi.tracking import TRUST_FLAG, load_mlflow_generator
+from fgi.tracking import TRUST_FLAG, TRUST_HELP, load_mlflow_generator
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -286,9 +286,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, metavar="S",
                         help="the working size of a --model-uri that does not record it (a pickled MLflow model "
                              "outside runs:/); a generator logged by fgi knows its size")
-    parser.add_argument(TRUST_FLAG, action="store_true",
-                        help="let --model-uri load a pickled MLflow PyTorch model, which runs code from whoever "
-                             "logged it: only if you trust everyone who can write to that tracking server")
+    parser.add_argument(TRUST_FLAG, action="store_true", help=TRUST_HELP)
     parser.add_argument("--image", required=True, help="an image file, or a folder of images")
     parser.add_argument("--mask", required=True,
                         help="a mask file (white = hole) for every image, or a folder of masks named like the images")

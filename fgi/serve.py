@@ -47,6 +47,7 @@ from PIL import Image
 from fgi.config import Params, load_params
 from fgi.errors import UserError
 from fgi.facecrop import FACE_SCALE, inpaint_cropped
+from fgi.tracking import TRUST_FLAG, TRUST_HELP
 
 WEB = Path(__file__).parent / "web"
 MAX_BODY_BYTES = 200 * 2**20  # a 40-megapixel PNG, base64-encoded, fits
@@ -294,9 +295,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--model-uri", action="append", metavar="NAME=URI",
                         help="also offer an MLflow-logged generator, e.g. mine=runs:/<run_id>/generator "
                              "(loaded without unpickling)")
-    parser.add_argument("--trust-pickled-model", action="store_true",
-                        help="let --model-uri load pickled MLflow PyTorch models, which run code from whoever "
-                             "logged them: only if you trust everyone who can write to that tracking server")
+    parser.add_argument(TRUST_FLAG, action="store_true", help=TRUST_HELP)
     parser.add_argument("--face-scale", type=float, default=FACE_SCALE, metavar="X",
                         help=f"face crop: the square's side in face-detector boxes (default {FACE_SCALE})")
     parser.set_defaults(run=serve)

@@ -269,6 +269,8 @@ class Run:
 # ---------------------------------------------------------------- loading a logged generator
 
 TRUST_FLAG = "--trust-pickled-model"
+TRUST_HELP = ("let --model-uri load a pickled MLflow PyTorch model, which runs code from whoever logged it: "
+              "only if you trust everyone who can write to that tracking server")
 
 
 def load_mlflow_generator(uri: str, size: int | None, map_location,
@@ -307,9 +309,13 @@ def _load_checkpoint_artifact(uri: str, local: Path, size: int | None,
     if local.is_dir() and (local / CHECKPOINT_DESCRIPTION).is_file():
         try:
             description = json.loads((local / CHECKPOINT_DESCRIPTION).read_text())
+            if not isinstance(description, dict) or description.get("format") != CHECKPOINT_FORMAT:
+                raise ValueError(f"no \"format\": \"{CHECKPOINT_FORMAT}\" object")
             name = description.get("file", "model.pt")
-            if not isinstance(name, str) or Path(name).name != name:
+            if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
                 raise ValueError(f"file {name!r} is not a file name")
+            if not isinstance(description.get("sha256"), str):
+                raise ValueError("no sha256")
         except ValueError as err:
             raise UserError(f"{uri}: {CHECKPOINT_DESCRIPTION} is not a checkpoint description ({err}); "
                             "re-log the generator") from err
@@ -317,7 +323,7 @@ def _load_checkpoint_artifact(uri: str, local: Path, size: int | None,
     if not checkpoint.is_file():
         raise UserError(f"{uri}: neither a generator logged by fgi (model.pt) nor an MLflow model (MLmodel); "
                         "check the URI, e.g. runs:/<run_id>/generator")
-    if "sha256" in description and hashlib.sha256(checkpoint.read_bytes()).hexdigest() != description["sha256"]:
+    if description and hashlib.sha256(checkpoint.read_bytes()).hexdigest() != description["sha256"]:
         raise UserError(f"{uri}: {checkpoint.name} does not match the sha256 in {CHECKPOINT_DESCRIPTION}; "
                         "the upload is incomplete or the file was replaced; re-log the generator")
     try:

@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -391,6 +392,21 @@ def test_a_checkpoint_that_does_not_match_its_hash_is_refused(tmp_path, checkpoi
     with open(checkpoint / "model.pt", "ab") as file:
         file.write(b"\0")
     with pytest.raises(UserError, match="model.pt does not match the sha256 in checkpoint.json"):
+        load_mlflow_generator(str(checkpoint), None, "cpu")
+
+
+@pytest.mark.parametrize("description,why", [
+    ([], 'no "format": "fgi-checkpoint" object'),
+    ({"format": "fgi-checkpoint", "file": "../model.pt", "sha256": "0"}, "file '../model.pt' is not a file name"),
+    ({"format": "fgi-checkpoint", "file": "..", "sha256": "0"}, "file '..' is not a file name"),
+    ({"format": "fgi-checkpoint", "file": "model.pt"}, "no sha256"),
+], ids=["not an object", "a path out", "the parent", "no hash"])
+def test_a_description_that_is_not_ours_is_refused_naming_it(tmp_path, checkpoint, description, why):
+    from fgi.tracking import load_mlflow_generator
+
+    (checkpoint / "checkpoint.json").write_text(json.dumps(description))
+    with pytest.raises(UserError, match=rf"checkpoint.json is not a checkpoint description \({re.escape(why)}\); "
+                                        r"re-log the generator"):
         load_mlflow_generator(str(checkpoint), None, "cpu")
 
 
