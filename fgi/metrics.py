@@ -31,8 +31,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from pytorch_fid import inception as fid_inception
-from pytorch_fid.fid_score import calculate_frechet_distance
 from skimage.metrics import structural_similarity
 
 from fgi import files, progress
@@ -172,6 +170,8 @@ class FID:
         weights_path = Path(weights_path)
         if not weights_path.is_file():
             raise UserError(f"{weights_path}: FID Inception weights not found; rerun the weights stage")
+        # Imported here: pytorch-fid pulls in torchvision, ~2 s that every training process would pay.
+        from pytorch_fid import inception as fid_inception
         state_dict = torch.load(weights_path, map_location="cpu", weights_only=True)
 
         def local_weights(url: str, *args, **kwargs) -> dict:
@@ -215,6 +215,8 @@ class FID:
     @staticmethod
     def distance(stats_a: tuple[np.ndarray, np.ndarray], stats_b: tuple[np.ndarray, np.ndarray]) -> float:
         """Fréchet distance between two (mu, sigma) pairs."""
+        from pytorch_fid.fid_score import calculate_frechet_distance
+
         return float(calculate_frechet_distance(stats_a[0], stats_a[1], stats_b[0], stats_b[1]))
 
     @staticmethod

@@ -66,12 +66,9 @@ def bin_of(ratio: float, edges: list[float]) -> str | None:
     return None
 
 
-def hole_from_qd(path: Path, size: int, invert: bool = False) -> np.ndarray:
-    """bool (size, size), True = hole, from a QD-IMD mask (black = hole; white with `invert`)."""
-    return _hole_at_size(files.load_mask(path), size, invert)
-
-
 def _hole_at_size(white: np.ndarray, size: int, invert: bool) -> np.ndarray:
+    """bool (size, size), True = hole, from a mask read as True = white (QD-IMD: black = hole,
+    so the hole is where `white` is False; with `invert` where it is True)."""
     hole = Image.fromarray(np.where(white == invert, 255, 0).astype(np.uint8))
     if hole.size != (size, size):
         hole = hole.resize((size, size), Image.Resampling.BOX)

@@ -5,8 +5,10 @@ Large-Scale Image Recognition" (ICLR 2015); its use as a fixed loss network
 follows Johnson et al. 2016 (the seed paper's Eq. 3) and Liu et al. 2018
 (PConv's perceptual and style losses on pool1-pool3).
 
-The layers are torchvision's `vgg16().features`, built without the 100M
-parameter classifier. torchvision's indices into `features` (so that the
+The layers are torchvision's `vgg16().features` (configuration "D"), built
+here without the 100M parameter classifier, and without importing torchvision,
+whose import costs each training process ~2 s. torchvision's indices into
+`features` (so that the
 ImageNet checkpoint `vgg16-397923af.pth`, keys `features.<i>.weight`, loads
 unchanged):
 
@@ -29,7 +31,6 @@ from typing import Sequence
 
 import torch
 import torch.nn as nn
-from torchvision.models.vgg import cfgs, make_layers
 
 from fgi.errors import UserError
 
@@ -40,11 +41,28 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+# Channels of each 3x3 convolution, "M" a 2x2 max-pool: VGG16 (Simonyan & Zisserman's D).
+VGG16_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+def vgg16_features() -> nn.Sequential:
+    """torchvision's `vgg16().features`: the same modules at the same indices."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for entry in VGG16_CONFIG:
+        if entry == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [nn.Conv2d(channels, entry, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            channels = entry
+    return nn.Sequential(*layers)
+
+
 def _layer_indices() -> dict[str, int]:
     """Map 'relu<b>_<k>' and 'pool<b>' to their index in torchvision's vgg16 `features`."""
     indices: dict[str, int] = {}
     index, block, conv_in_block = 0, 1, 0
-    for entry in cfgs["D"]:
+    for entry in VGG16_CONFIG:
         if entry == "M":
             indices[f"pool{block}"] = index
             index, block, conv_in_block = index + 1, block + 1, 0
@@ -96,7 +114,7 @@ class VGG16Features(nn.Module):
         # Building the convs draws from the global RNG; fork it so that creating
         # the loss network never shifts the initialisation of the models trained.
         with torch.random.fork_rng(devices=[]):
-            features = make_layers(cfgs["D"])[: deepest + 1]
+            features = vgg16_features()[: deepest + 1]
         for module in features:
             if isinstance(module, nn.ReLU):
                 module.inplace = False  # the returned ReLU outputs must not be overwritten
