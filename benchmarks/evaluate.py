@@ -1,13 +1,13 @@
 """evaluate: per-image metrics over the three regions, images per second, ours against a naive reference.
 
-ours       `fgi.metrics.per_image_table(jobs, workers=0)` (the `evaluate` stage's table):
+ours       `fgi.evaluation.metrics.per_image_table(jobs, workers=0)` (the `evaluate` stage's table):
            one SSIM map per image shared by every region, per-pixel squared and absolute
            errors computed once, a Pool over every core.
 reference  one process; for each region and each metric its own call:
            `skimage.metrics.mean_squared_error` on the region's pixels, a numpy MAE,
            `skimage.metrics.peak_signal_noise_ratio` on the region's pixels, and one
            `structural_similarity(full=True)` per region, whose map is averaged over the
-           channels and then over the region without the 5-pixel border (fgi.metrics'
+           channels and then over the region without the 5-pixel border (fgi.evaluation.metrics'
            rule, so that `full` is scikit-image's mean SSIM).
 
 Both read the same PNGs (prediction, ground truth, foreground and hole masks)
@@ -17,7 +17,7 @@ one perfect prediction (PSNR +inf) and one face without foreground (NaN).
 
 A second check times what intervals and paired tests add, at the demo's size
 (48 pairs at 64², five methods): the per-image metrics plus the tables with
-bootstrap intervals and Table 5 (`fgi.tables.build_tables`), against the same
+bootstrap intervals and Table 5 (`fgi.evaluation.tables.build_tables`), against the same
 metrics plus the tables of bare means (reference: `summarise`, `bins_frame`
 without intervals, written as csv/md/tex). Target: at most 1.5× the reference.
 """
@@ -32,13 +32,14 @@ from PIL import Image
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
 from benchmarks.common import Check, CpuMeter, Section, clocked, cores, fmt, paper_params, replace, say, table, timed
-from fgi import files, tables
+from fgi import files
+from fgi.evaluation import tables
 from fgi.data.doodles import render_doodle
 from fgi.data.foreground import foreground_mask
 from fgi.data.holes import hole_from_qd
 from fgi.data.prepare import image_name, prepare
 from fgi.data.synthetic import render_celebamask_hq
-from fgi.metrics import SSIM_BORDER, SSIM_SIGMA, METRIC_COLUMNS, REGIONS, per_image_table
+from fgi.evaluation.metrics import SSIM_BORDER, SSIM_SIGMA, METRIC_COLUMNS, REGIONS, per_image_table
 
 NAME = "evaluate"
 TARGET_RATIO = 3.0
@@ -100,7 +101,7 @@ def reference_row(job: dict) -> list[float]:
         true_pixels, predicted_pixels = truth[region], prediction[region]  # (K, 3)
         mse = mean_squared_error(true_pixels, predicted_pixels)
         mae = np.mean(np.abs(true_pixels.astype(np.float64) - predicted_pixels.astype(np.float64)))
-        with np.errstate(divide="ignore"):  # a perfect region: PSNR +inf, as in fgi.metrics
+        with np.errstate(divide="ignore"):  # a perfect region: PSNR +inf, as in fgi.evaluation.metrics
             psnr = peak_signal_noise_ratio(true_pixels, predicted_pixels, data_range=255)
         _, ssim_map = structural_similarity(truth, prediction, data_range=255, channel_axis=-1,
                                             gaussian_weights=True, sigma=SSIM_SIGMA,
@@ -176,7 +177,7 @@ def run(quick: bool = False) -> Section:
         relative = np.abs(ours_values - reference_values) / np.abs(reference_values)
     largest = float(np.nanmax(np.where(finite & (reference_values != 0), relative, 0.0)))
     if not same:
-        raise AssertionError(f"evaluate: fgi.metrics and the scikit-image reference disagree (largest "
+        raise AssertionError(f"evaluate: fgi.evaluation.metrics and the scikit-image reference disagree (largest "
                              f"relative difference {largest:.3g}); the speed-up does not count")
 
     ours_rate, reference_rate, one_rate = count / min(ours_times), count / min(reference_times), count / one_process

@@ -5,7 +5,7 @@
 
 Without a CUDA device it prints why and exits 0, writing nothing.
 
-Each run builds the model as `fgi.train` does on CUDA: the paper profile's
+Each run builds the model as `fgi.training.train` does on CUDA: the paper profile's
 model section (configs/paper.yaml, width 1.0) via `make_objective`, a seeded
 random VGG16, networks and inputs in channels_last, `Objective.step` under
 `torch.autocast("cuda", dtype=torch.bfloat16)`, and with `--compile` the
@@ -34,8 +34,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import REPORT, Check, Section, fmt, matmul_peak, paper_params, say, table, write_report
-from fgi.models.vgg import VGG16Features
-from fgi.objectives import make_objective
+from fgi.methods.vgg import VGG16Features
+from fgi.methods.base import make_objective
 
 MODELS = ("ours", "ce", "pconv", "gc")
 PAPER_IMAGES = 100 * 27_000  # epochs × training images (configs/paper.yaml)
@@ -43,7 +43,7 @@ PAPER_IMAGES = 100 * 27_000  # epochs × training images (configs/paper.yaml)
 
 def build(name: str, size: int, device: torch.device):
     torch.manual_seed(0)
-    cfg = getattr(paper_params().models, name)
+    cfg = method_config(paper_params(), name)
     layers = getattr(cfg, "vgg_layers", ("pool1",))
     objective = make_objective(name, cfg, size, vgg=lambda: VGG16Features(layers, weights=None, seed=0))
     objective.to(device, torch.channels_last)

@@ -1,7 +1,7 @@
 """inference: `fgi inpaint` latency per 256² image on the CPU, FLOPs, and GFLOP/s against a matmul peak.
 
-ours       `fgi.inpaint.inpaint_image` on one 256² photo and doodle mask, with the
-           generator that `fgi.predict.load_generator` reads from a `model.pt` in the
+ours       `fgi.apps.inpaint.inpaint_image` on one 256² photo and doodle mask, with the
+           generator that `fgi.inference.load_generator` reads from a `model.pt` in the
            train stage's format (random weights, the paper profile's model sections,
            width 1.0), batch 1, under `torch.inference_mode`, readied as `fgi inpaint`
            readies it (`for_inference`, `--precision auto`: bfloat16 autocast and
@@ -54,13 +54,13 @@ from benchmarks.common import (
     table,
     timed,
 )
-from fgi.config import to_dict
+from fgi.config import method_config, to_dict
 from fgi.data.dataset import image_tensor
 from fgi.data.doodles import render_doodle
 from fgi.data.synthetic import render_face
-from fgi.inpaint import inpaint_image
+from fgi.apps.inpaint import inpaint_image
 from fgi.models import LEARNED, make_generator
-from fgi.predict import for_inference, inference_autocast, load_generator
+from fgi.inference import for_inference, inference_autocast, load_generator
 
 NAME = "inference"
 SIZE = 256
@@ -69,7 +69,7 @@ TARGET_SECONDS = 0.3
 
 def write_checkpoint(name: str, folder: Path) -> Path:
     """A `model.pt` as the train stage writes it, with seeded random weights."""
-    cfg = getattr(paper_params().models, name)
+    cfg = method_config(paper_params(), name)
     torch.manual_seed(0)
     generator = make_generator(name, cfg, SIZE)
     path = folder / name / "model.pt"

@@ -1,9 +1,9 @@
 """training: seconds per step per model at 256², batch 5, on the CPU, and each model's peak memory.
 
-ours       `fgi.objectives.make_objective(name, cfg, 256, vgg=...)` with the paper
+ours       `fgi.methods.base.make_objective(name, cfg, 256, vgg=...)` with the paper
            profile's model sections (configs/paper.yaml: width 1.0, its losses and
            optimisers), a seeded random VGG16 (as offline) and deterministic
-           algorithms (as `fgi.train` on the CPU); `Objective.step` on a batch of 5:
+           algorithms (as `fgi.training.train` on the CPU); `Objective.step` on a batch of 5:
            one warm-up step, counted by `FlopCounterMode` (forward and backward of
            every network, 2 FLOPs per multiply-accumulate), then timed steps.
 reference  a 2048×2048 float32 matmul in the parent process of the same run: the
@@ -55,13 +55,13 @@ def child(name: str, steps: int, batch: int, size: int) -> dict:
 
     from benchmarks.common import paper_params
     from fgi.data.doodles import render_doodle
-    from fgi.models.vgg import VGG16Features
-    from fgi.objectives import make_objective
+    from fgi.methods.vgg import VGG16Features
+    from fgi.methods.base import make_objective
 
     baseline = _memory_gib("VmRSS")
     torch.manual_seed(0)
-    torch.use_deterministic_algorithms(True, warn_only=True)  # as fgi.train runs on the CPU
-    cfg = getattr(paper_params().models, name)
+    torch.use_deterministic_algorithms(True, warn_only=True)  # as fgi.training.train runs on the CPU
+    cfg = method_config(paper_params(), name)
     layers = getattr(cfg, "vgg_layers", ("pool1",))
     objective = make_objective(name, cfg, size, vgg=lambda: VGG16Features(layers, weights=None, seed=0))
     for network in objective.networks().values():

@@ -24,11 +24,11 @@ from skimage import data  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fgi import serve  # noqa: E402
+from fgi.apps import serve  # noqa: E402
 from fgi.config import load_params  # noqa: E402
-from fgi.facecrop import inpaint_cropped  # noqa: E402
-from fgi.inpaint import inpaint_image  # noqa: E402
-from fgi.predict import load_generator  # noqa: E402
+from fgi.apps.facecrop import inpaint_cropped  # noqa: E402
+from fgi.apps.inpaint import inpaint_image  # noqa: E402
+from fgi.inference import load_generator  # noqa: E402
 
 STROKE = [(196, 100), (222, 112), (250, 104)]  # across her eyes, in the photo's pixels
 WIDTH = 9

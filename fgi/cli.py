@@ -15,14 +15,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fgi.errors import exits_cleanly
+from pathlib import Path
+
+from fgi.apps import inpaint, serve, ui
+from fgi.config import ParamsError, check_all, load_params
+from fgi.errors import UserError, exits_cleanly
+from fgi.evaluation import seeds, study
+from fgi.evaluation.tables import rebuild
 
 
 def cmd_check_params(args: argparse.Namespace) -> int:
-    from fgi.config import ParamsError, load_params
-
     try:
-        load_params(args.file)
+        check_all(args.file)
     except ParamsError as err:
         for line in err.problems:
             print(line, file=sys.stderr)
@@ -32,19 +36,11 @@ def cmd_check_params(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from fgi import ui
-
     return ui.serve(host=args.host, port=args.port, backend_store_uri=args.backend_store_uri,
                     artifacts_destination=args.artifacts_destination, allowed_hosts=args.allowed_hosts)
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from fgi.config import load_params
-    from fgi.errors import UserError
-    from fgi.tables import rebuild
-
     reports = Path(args.reports)
     if not (reports / "per_image.csv").is_file():
         raise UserError(f"{reports / 'per_image.csv'}: not found; run `dvc repro evaluate` first")
@@ -84,18 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--params", default="params.yaml", help="its eval.bootstrap sets the intervals")
     rebuild.set_defaults(run=cmd_tables)
 
-    from fgi.inpaint import register as register_inpaint
-
-    register_inpaint(commands)
-    from fgi.study import register as register_study
-
-    register_study(commands)
-    from fgi.seeds import register as register_seeds
-
-    register_seeds(commands)
-    from fgi.serve import register as register_serve
-
-    register_serve(commands)
+    for module in (inpaint, study, seeds, serve):
+        module.register(commands)
     return parser
 
 

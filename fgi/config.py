@@ -5,7 +5,13 @@ gives its allowed range or choices. `load_params` reports *every* problem at
 once, one line each, naming the key path and what is allowed, e.g.
 
     params.yaml: data.size: expected an integer, got 'big' (str)
-    params.yaml: models.unet: unknown model; known models: ours, ce, pconv, gc, biharmonic
+    params.yaml: methods.unet: unknown method; known methods: ce, pconv, gc, ours, biharmonic
+
+`methods` lists the methods to compare (name: the folder or file of its code,
+which its stages depend on). A method's own section, `models.<name>`, is the
+params dataclass its module declares (`fgi.methods`); `method_config` validates
+it where a stage reads it, and `check_all` validates every section at once
+(`fgi check-params`), so no stage imports a method it does not run.
 
 All keys are required, so a profile can never silently fall back on a default
 that another profile does not show: `params.yaml` and `configs/paper.yaml`
@@ -22,18 +28,16 @@ from typing import Any, Literal
 
 import yaml
 
+from fgi import methods as registry
 from fgi.errors import UserError
 
 FOREGROUND_PARTS = (
     "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear",
     "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth",
 )
-VGG_LAYERS = (
-    "relu1_2", "relu2_2", "relu3_3", "relu4_3", "pool1", "pool2", "pool3", "pool4", "pool5",
-)
 
 
-def _spec(*, ge=None, gt=None, le=None, lt=None, choices=None) -> Any:
+def spec(*, ge=None, gt=None, le=None, lt=None, choices=None) -> Any:
     """A required field with its allowed range or choices (for list items too)."""
     return field(metadata={"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices})
 
@@ -42,222 +46,146 @@ def _spec(*, ge=None, gt=None, le=None, lt=None, choices=None) -> Any:
 
 @dataclass(frozen=True)
 class SyntheticData:
-    count: int = _spec(ge=2)
+    count: int = spec(ge=2)
 
 
 @dataclass(frozen=True)
 class ArchiveSource:
     """A real data set: an http(s) URL to download, or a local path."""
 
-    url: str = _spec()
-    path: str = _spec()
-    sha256: str = _spec()
-    size_bytes: int = _spec(ge=0)
+    url: str = spec()
+    path: str = spec()
+    sha256: str = spec()
+    size_bytes: int = spec(ge=0)
 
 
 @dataclass(frozen=True)
 class Data:
-    source: Literal["synthetic", "celebamask_hq"] = _spec()
-    size: int = _spec(ge=16, le=1024)
-    on_corrupt: Literal["error", "skip"] = _spec()
-    workers: int = _spec(ge=0)
-    synthetic: SyntheticData = _spec()
-    celebamask_hq: ArchiveSource = _spec()
+    source: Literal["synthetic", "celebamask_hq"] = spec()
+    size: int = spec(ge=16, le=1024)
+    on_corrupt: Literal["error", "skip"] = spec()
+    workers: int = spec(ge=0)
+    synthetic: SyntheticData = spec()
+    celebamask_hq: ArchiveSource = spec()
 
 
 @dataclass(frozen=True)
 class Split:
-    train: int = _spec(ge=1)
-    test: int = _spec(ge=1)
+    train: int = spec(ge=1)
+    test: int = spec(ge=1)
 
 
 @dataclass(frozen=True)
 class Foreground:
-    parts: list[str] = _spec(choices=FOREGROUND_PARTS)
-    fill_holes: bool = _spec()
+    parts: list[str] = spec(choices=FOREGROUND_PARTS)
+    fill_holes: bool = spec()
 
 
 @dataclass(frozen=True)
 class SyntheticHoles:
-    train: int = _spec(ge=1)
-    test: int = _spec(ge=1)
+    train: int = spec(ge=1)
+    test: int = spec(ge=1)
 
 
 @dataclass(frozen=True)
 class Holes:
-    source: Literal["synthetic", "qd_imd"] = _spec()
-    ratio_min: float = _spec(ge=0.0, le=1.0)
-    ratio_max: float = _spec(gt=0.0, le=1.0)
-    invert: bool = _spec()
-    synthetic: SyntheticHoles = _spec()
-    qd_imd: ArchiveSource = _spec()
+    source: Literal["synthetic", "qd_imd"] = spec()
+    ratio_min: float = spec(ge=0.0, le=1.0)
+    ratio_max: float = spec(gt=0.0, le=1.0)
+    invert: bool = spec()
+    synthetic: SyntheticHoles = spec()
+    qd_imd: ArchiveSource = spec()
 
 
 @dataclass(frozen=True)
 class Weights:
-    download: bool = _spec()
-    timeout_s: float = _spec(gt=0.0)
+    download: bool = spec()
+    timeout_s: float = spec(gt=0.0)
 
 
 # --------------------------------------------------------------- train ----
 
 @dataclass(frozen=True)
 class Train:
-    seed: int = _spec(ge=0)
-    batch_size: int = _spec(ge=1)
-    epochs: int = _spec(ge=1)
-    max_steps: int = _spec(ge=0)
-    num_workers: int = _spec(ge=0)
-    amp: bool = _spec()
-    channels_last: bool = _spec()
-    compile: bool = _spec()
-    nproc: int = _spec(ge=1)
-    nnodes: int = _spec(ge=1)
-    rdzv_endpoint: str = _spec()
-    checkpoint_every: int = _spec(ge=1)
-    log_every: int = _spec(ge=1)
-    val_images: int = _spec(ge=1)
-    mask_augment: bool = _spec()
-
-
-@dataclass(frozen=True)
-class OursModel:
-    width: float = _spec(gt=0.0, le=4.0)
-    critic: Literal["wgan", "wgan-gp"] = _spec()
-    reference: Literal["ground_truth", "input"] = _spec()
-    lr_g: float = _spec(gt=0.0)
-    lr_d: float = _spec(gt=0.0)
-    beta1: float = _spec(ge=0.0, le=1.0)
-    beta2: float = _spec(ge=0.0, le=1.0)
-    n_critic: int = _spec(ge=1)
-    clip: float = _spec(gt=0.0)
-    gp_weight: float = _spec(ge=0.0)
-    w_cf: float = _spec(ge=0.0)
-    w_f: float = _spec(ge=0.0)
-    w_pf: float = _spec(ge=0.0)
-    w_adv: float = _spec(ge=0.0)
-    vgg_layers: list[str] = _spec(choices=VGG_LAYERS)
-    base_loss: Literal["none", "swgan"] = _spec()
-    w_base: float = _spec(ge=0.0)
-
-
-@dataclass(frozen=True)
-class CEModel:
-    width: float = _spec(gt=0.0, le=4.0)
-    bottleneck: int = _spec(ge=1)
-    lr_g: float = _spec(gt=0.0)
-    lr_d: float = _spec(gt=0.0)
-    beta1: float = _spec(ge=0.0, le=1.0)
-    beta2: float = _spec(ge=0.0, le=1.0)
-    w_rec: float = _spec(ge=0.0)
-    w_adv: float = _spec(ge=0.0)
-
-
-@dataclass(frozen=True)
-class PConvModel:
-    width: float = _spec(gt=0.0, le=4.0)
-    lr_g: float = _spec(gt=0.0)
-    beta1: float = _spec(ge=0.0, le=1.0)
-    beta2: float = _spec(ge=0.0, le=1.0)
-    w_valid: float = _spec(ge=0.0)
-    w_hole: float = _spec(ge=0.0)
-    w_perceptual: float = _spec(ge=0.0)
-    w_style: float = _spec(ge=0.0)
-    w_tv: float = _spec(ge=0.0)
-    vgg_layers: list[str] = _spec(choices=VGG_LAYERS)
-    finetune_share: float = _spec(ge=0.0, lt=1.0)
-    lr_finetune: float = _spec(gt=0.0)
-
-
-@dataclass(frozen=True)
-class GCModel:
-    width: float = _spec(gt=0.0, le=4.0)
-    lr_g: float = _spec(gt=0.0)
-    lr_d: float = _spec(gt=0.0)
-    beta1: float = _spec(ge=0.0, le=1.0)
-    beta2: float = _spec(ge=0.0, le=1.0)
-    w_l1: float = _spec(ge=0.0)
-    w_adv: float = _spec(ge=0.0)
-    attention: bool = _spec()
-
-
-@dataclass(frozen=True)
-class BiharmonicModel:
-    split_into_regions: bool = _spec()
-
-
-@dataclass(frozen=True)
-class Models:
-    ours: OursModel = _spec()
-    ce: CEModel = _spec()
-    pconv: PConvModel = _spec()
-    gc: GCModel = _spec()
-    biharmonic: BiharmonicModel = _spec()
+    seed: int = spec(ge=0)
+    batch_size: int = spec(ge=1)
+    epochs: int = spec(ge=1)
+    max_steps: int = spec(ge=0)
+    num_workers: int = spec(ge=0)
+    amp: bool = spec()
+    channels_last: bool = spec()
+    compile: bool = spec()
+    nproc: int = spec(ge=1)
+    nnodes: int = spec(ge=1)
+    rdzv_endpoint: str = spec()
+    checkpoint_every: int = spec(ge=1)
+    log_every: int = spec(ge=1)
+    val_images: int = spec(ge=1)
+    mask_augment: bool = spec()
 
 
 # ------------------------------------------------- predict, eval, report ----
 
 @dataclass(frozen=True)
 class Predict:
-    batch_size: int = _spec(ge=1)
+    batch_size: int = spec(ge=1)
 
 
 @dataclass(frozen=True)
 class Bootstrap:
-    resamples: int = _spec(ge=100)
-    level: float = _spec(gt=0.5, lt=1.0)
-    seed: int = _spec(ge=0)
+    resamples: int = spec(ge=100)
+    level: float = spec(gt=0.5, lt=1.0)
+    seed: int = spec(ge=0)
 
 
 @dataclass(frozen=True)
 class Eval:
-    fid: bool = _spec()
-    fid_batch_size: int = _spec(ge=1)
-    workers: int = _spec(ge=0)
-    external: dict[str, str] = _spec()
-    lpips: bool = _spec()
-    bootstrap: Bootstrap = _spec()
+    fid: bool = spec()
+    fid_batch_size: int = spec(ge=1)
+    workers: int = spec(ge=0)
+    external: dict[str, str] = spec()
+    lpips: bool = spec()
+    bootstrap: Bootstrap = spec()
 
 
 @dataclass(frozen=True)
 class Report:
-    samples_per_bin: int = _spec(ge=1)
-    dpi: int = _spec(ge=30, le=600)
+    samples_per_bin: int = spec(ge=1)
+    dpi: int = spec(ge=30, le=600)
 
 
 @dataclass(frozen=True)
 class Tracking:
-    enabled: bool = _spec()
-    experiment: str = _spec()
-    log_models: bool = _spec()
+    enabled: bool = spec()
+    experiment: str = spec()
+    log_models: bool = spec()
 
 
 @dataclass(frozen=True)
 class Serve:
-    max_pixels: int = _spec(ge=4096)
-    face_crop: bool = _spec()
+    max_pixels: int = spec(ge=4096)
+    face_crop: bool = spec()
 
 
 @dataclass(frozen=True)
 class Params:
-    profile: str = _spec()
-    seed: int = _spec(ge=0)
-    data: Data = _spec()
-    split: Split = _spec()
-    foreground: Foreground = _spec()
-    holes: Holes = _spec()
-    weights: Weights = _spec()
-    train: Train = _spec()
-    models: Models = _spec()
-    predict: Predict = _spec()
-    eval: Eval = _spec()
-    report: Report = _spec()
-    tracking: Tracking = _spec()
-    serve: Serve = _spec()
+    profile: str = spec()
+    seed: int = spec(ge=0)
+    data: Data = spec()
+    split: Split = spec()
+    foreground: Foreground = spec()
+    holes: Holes = spec()
+    weights: Weights = spec()
+    train: Train = spec()
+    methods: dict[str, str] = spec()
+    models: dict[str, dict] = spec()
+    predict: Predict = spec()
+    eval: Eval = spec()
+    report: Report = spec()
+    tracking: Tracking = spec()
+    serve: Serve = spec()
 
 
-MODEL_NAMES = tuple(f.name for f in dataclasses.fields(Models))
-LEARNED_MODELS = ("ours", "ce", "pconv", "gc")
 
 
 # ---------------------------------------------------------- validation ----
@@ -348,6 +276,8 @@ def _convert(value: Any, tp: Any, meta: dict, path: str, problems: list[str]) ->
         if not isinstance(value, dict):
             problems.append(f"{path}: expected a mapping, got {value!r} ({_type_name(value)})")
             return value
+        if item_tp is dict:  # method sections: checked against their method's dataclass (method_section)
+            return {_scalar(k, key_tp, {}, f"{path} key", problems): v for k, v in value.items()}
         return {_scalar(k, key_tp, {}, f"{path} key", problems):
                 _scalar(v, item_tp, meta, f"{path}.{k}", problems) for k, v in value.items()}
     return _scalar(value, tp, meta, path, problems)
@@ -364,10 +294,7 @@ def _section(raw: Any, cls: type, path: str, problems: list[str]) -> Any:
     prefix = f"{path}." if path else ""
     for key in raw:
         if key not in fields:
-            if cls is Models:
-                problems.append(f"{prefix}{key}: unknown model; known models: {', '.join(fields)}")
-            else:
-                problems.append(f"{prefix}{key}: unknown key; allowed keys in {where}: {', '.join(fields)}")
+            problems.append(f"{prefix}{key}: unknown key; allowed keys in {where}: {', '.join(fields)}")
     values = {}
     for name, spec in fields.items():
         key_path = f"{prefix}{name}"
@@ -416,14 +343,43 @@ def _cross_checks(params: Params, problems: list[str]) -> None:
     if not params.tracking.experiment.strip():
         problems.append("tracking.experiment: empty; name the MLflow experiment")
     for name in params.eval.external:
-        if name in MODEL_NAMES:
-            problems.append(f"eval.external.{name}: clashes with a built-in model name; rename it")
+        if name in params.methods:
+            problems.append(f"eval.external.{name}: clashes with a method of `methods`; rename it")
+
+
+def _check_methods(listed: Any, models: Any, problems: list[str]) -> None:
+    """`methods` names registered methods, each with a section under `models` (checked on the raw
+    mappings, so these lines come with every other problem of the file)."""
+    if not isinstance(listed, dict) or not isinstance(models, dict):
+        return  # reported as a section that is not a mapping
+    known = registry.names()
+    if not listed:
+        problems.append("methods: empty; list the methods to compare, e.g. ours: fgi/methods/ours")
+    for name, code in listed.items():
+        if name not in known:
+            problems.append(f"methods.{name}: unknown method; known methods: {', '.join(known)} "
+                            "(a method from another package registers itself under the `fgi.methods` entry point)")
+        elif not isinstance(code, str):
+            continue  # reported with its type
+        elif not code.strip():
+            problems.append(f"methods.{name}: empty; give the folder or file of the method's code "
+                            f"(e.g. {registry.default_code(name)})")
+        elif name not in models:
+            problems.append(f"models.{name}: missing section; `methods` lists {name}, so add its params "
+                            "(configs/paper.yaml shows every key)")
+    for name, section in models.items():
+        if name not in known:
+            problems.append(f"models.{name}: unknown method; known methods: {', '.join(known)}")
+        elif not isinstance(section, dict):
+            problems.append(f"models.{name}: expected a mapping of keys, got {section!r} ({_type_name(section)})")
 
 
 def parse_params(raw: Any) -> Params:
     """Validate an already-parsed mapping; raise ParamsError listing every problem."""
     problems: list[str] = []
     params = _section(raw, Params, "", problems)
+    if isinstance(raw, dict):
+        _check_methods(raw.get("methods"), raw.get("models"), problems)
     if params is not None and not problems:
         _cross_checks(params, problems)
     if problems:
@@ -451,16 +407,48 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError([f"{path}: {line}" for line in err.problems]) from None
 
 
-def model_section(name: str, raw: dict) -> Any:
-    """A `models.<name>` section rebuilt from a plain dict (as stored in a checkpoint)."""
-    hints = typing.get_type_hints(Models)
-    if name not in hints:
-        raise ParamsError([f"models.{name}: unknown model; known models: {', '.join(hints)}"])
+def method_section(name: str, raw: Any) -> Any:
+    """The `models.<name>` section as its method's params dataclass (raw: a plain dict, from
+    params.yaml or a checkpoint); every problem at once, naming the key."""
+    method = registry.get(name)
     problems: list[str] = []
-    section = _section(raw, hints[name], f"models.{name}", problems)
+    section = _section(raw, method.params, f"models.{name}", problems)
+    if section is not None and not problems:
+        problems += [f"models.{name}.{line}" for line in method.check(section)]
     if problems:
         raise ParamsError(problems)
     return section
+
+
+def method_config(params: Params, name: str) -> Any:
+    """The validated section of method `name`, which `methods` must list."""
+    if name not in params.methods:
+        example = f" (e.g. {name}: {registry.default_code(name)})" if name in registry.names() else ""
+        raise ParamsError([f"methods: {name!r} is not listed; add it{example} or choose one of "
+                           f"{', '.join(params.methods)}"])
+    return method_section(name, params.models[name])
+
+
+def check_sections(params: Params) -> None:
+    """Every method section under `models` (listed under `methods` or not), all problems at once."""
+    problems = []
+    for name, raw in params.models.items():
+        try:
+            method_section(name, raw)
+        except ParamsError as err:
+            problems += err.problems
+    if problems:
+        raise ParamsError(problems)
+
+
+def check_all(path: str | Path = "params.yaml") -> Params:
+    """`load_params` plus `check_sections`: what `fgi check-params` reports, every line naming the file."""
+    params = load_params(path)
+    try:
+        check_sections(params)
+    except ParamsError as err:
+        raise ParamsError([f"{path}: {line}" for line in err.problems]) from None
+    return params
 
 
 def to_dict(params: Any) -> dict:

@@ -30,7 +30,6 @@ import hashlib
 import json
 import math
 import os
-import pickle
 import re
 import subprocess
 import tempfile
@@ -41,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 from fgi.config import flatten
-from fgi.errors import UserError
 
 # Telemetry off for every MLflow client and server this project starts.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -102,7 +100,7 @@ def describe_checkpoint(checkpoint: Path) -> dict[str, Any]:
             "model": content["model"], "size": content["size"], "step": content.get("step"),
             "weights_provenance": content.get("weights_provenance"),
             "torch_version": torch.__version__,
-            "load": "torch.load(weights_only=True), rebuilt by fgi.predict.load_generator"}
+            "load": "torch.load(weights_only=True), rebuilt by fgi.inference.load_generator"}
 
 
 def git_commit(root: Path | None = None) -> str:
@@ -264,123 +262,3 @@ class Run:
                 self._mlflow.log_artifact(str(checkpoint), name)
                 self._mlflow.log_artifact(str(described), name)
         self._call(f"logging generator {checkpoint}", log)
-
-
-# ---------------------------------------------------------------- loading a logged generator
-
-TRUST_FLAG = "--trust-pickled-model"
-TRUST_HELP = ("let --model-uri load a pickled MLflow PyTorch model, which runs code from whoever logged it: "
-              "only if you trust everyone who can write to that tracking server")
-
-
-def load_mlflow_generator(uri: str, size: int | None, map_location,
-                          trust_pickled: bool = False) -> tuple[Any, int]:
-    """A generator logged with MLflow and its working size.
-
-    The safe format (`fgi.tracking.Run.log_generator`: a `model.pt` and `checkpoint.json`) is
-    read with `torch.load(weights_only=True)`, which builds tensors and plain data only, and
-    knows its size. An MLflow PyTorch model (an `MLmodel` folder) is unpickled on load, which runs
-    any code its author put in it: refused unless `trust_pickled`; its size is --size, else the
-    run's `data.size` param."""
-    with tempfile.TemporaryDirectory(prefix="fgi-model-") as folder:
-        local = _download(uri, Path(folder))
-        # A checkpoint wins over an MLmodel beside it: its loader cannot run code.
-        checkpoint = local.is_file() or any((local / name).is_file() for name in (CHECKPOINT_DESCRIPTION, "model.pt"))
-        if checkpoint or not (local / "MLmodel").is_file():
-            return _load_checkpoint_artifact(uri, local, size, map_location)
-        return _load_mlflow_pytorch(uri, local, size, map_location, trust_pickled)
-
-
-def _download(uri: str, folder: Path) -> Path:
-    import mlflow.artifacts
-
-    try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
-    except Exception as err:  # noqa: BLE001 - a wrong URI or tracking store is the user's to fix
-        raise UserError(f"{uri}: cannot load the MLflow model ({type(err).__name__}: {err}); check the "
-                        "URI (runs:/<run_id>/generator) and MLFLOW_TRACKING_URI") from err
-
-
-def _load_checkpoint_artifact(uri: str, local: Path, size: int | None,
-                              map_location) -> tuple[Any, int]:
-    from fgi.predict import load_generator
-
-    description = {}
-    if local.is_dir() and (local / CHECKPOINT_DESCRIPTION).is_file():
-        try:
-            description = json.loads((local / CHECKPOINT_DESCRIPTION).read_text())
-            if not isinstance(description, dict) or description.get("format") != CHECKPOINT_FORMAT:
-                raise ValueError(f"no \"format\": \"{CHECKPOINT_FORMAT}\" object")
-            name = description.get("file", "model.pt")
-            if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
-                raise ValueError(f"file {name!r} is not a file name")
-            if not isinstance(description.get("sha256"), str):
-                raise ValueError("no sha256")
-        except ValueError as err:
-            raise UserError(f"{uri}: {CHECKPOINT_DESCRIPTION} is not a checkpoint description ({err}); "
-                            "re-log the generator") from err
-    checkpoint = local / description.get("file", "model.pt") if local.is_dir() else local
-    if not checkpoint.is_file():
-        raise UserError(f"{uri}: neither a generator logged by fgi (model.pt) nor an MLflow model (MLmodel); "
-                        "check the URI, e.g. runs:/<run_id>/generator")
-    if description and hashlib.sha256(checkpoint.read_bytes()).hexdigest() != description["sha256"]:
-        raise UserError(f"{uri}: {checkpoint.name} does not match the sha256 in {CHECKPOINT_DESCRIPTION}; "
-                        "the upload is incomplete or the file was replaced; re-log the generator")
-    try:
-        _, generator, trained_size = load_generator(checkpoint, map_location)
-    except UserError as err:
-        if isinstance(err.__cause__, pickle.UnpicklingError):
-            raise UserError(f"{uri}: {checkpoint.name} holds objects other than tensors and plain data, so it was "
-                            f"refused unread ({_refused_global(err.__cause__)}); fgi never writes such a file: "
-                            "do not load it, re-log the generator from the model.pt of a trusted training run"
-                            ) from err
-        raise UserError(f"{uri}: {checkpoint.name} is not a model checkpoint of this project "
-                        f"({err.__cause__ or err}); re-log the generator") from err
-    if size is not None and size != trained_size:
-        raise UserError(f"{uri}: the model works at {trained_size}x{trained_size}, not --size {size}; drop --size")
-    return generator, trained_size
-
-
-def _refused_global(err: Exception) -> str:
-    """What torch's weights-only refusal says the file asked for (past its generic advice)."""
-    text = str(err)
-    named = re.search(r"GLOBAL ([\w.]+)", text)
-    if named:
-        return f"it asks for {named.group(1)}"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return next((line for line in lines if not line.startswith(("Weights only load failed", "Check the doc"))),
-                type(err).__name__)
-
-
-def _load_mlflow_pytorch(uri: str, local: Path, size: int | None, map_location,
-                         trust_pickled: bool) -> tuple[Any, int]:
-    import yaml
-
-    try:
-        flavors = yaml.safe_load((local / "MLmodel").read_text()).get("flavors") or {}
-    except (yaml.YAMLError, AttributeError) as err:
-        raise UserError(f"{uri}: its MLmodel file is not YAML ({err}); check the URI") from err
-    if "pytorch" not in flavors:
-        raise UserError(f"{uri}: an MLflow model without the pytorch flavor ({', '.join(flavors) or 'none'}); "
-                        "pass a generator logged by fgi, e.g. runs:/<run_id>/generator")
-    if not trust_pickled:
-        what = ("a pickled MLflow PyTorch model" if (local / "data" / "model.pth").is_file()
-                else "an MLflow PyTorch model exported with torch.export (its archive can hold pickles)")
-        raise UserError(f"{uri}: {what}; loading it unpickles it, which runs any code whoever logged it put "
-                        f"in it. Pass {TRUST_FLAG} only if you trust everyone who can write to that tracking "
-                        "server, or re-log the generator with this fgi version (Run.log_generator: model.pt, "
-                        "loaded without unpickling)")
-    import mlflow
-    import mlflow.pytorch
-
-    try:
-        generator = mlflow.pytorch.load_model(str(local), map_location=map_location)
-        if size is None and uri.startswith("runs:/"):
-            run_params = mlflow.get_run(uri.removeprefix("runs:/").split("/")[0]).data.params
-            size = int(run_params["data.size"]) if "data.size" in run_params else None
-    except Exception as err:  # noqa: BLE001 - a broken model or tracking store is the user's to fix
-        raise UserError(f"{uri}: cannot load the MLflow model ({type(err).__name__}: {err}); check the "
-                        "URI (runs:/<run_id>/generator) and MLFLOW_TRACKING_URI") from err
-    if size is None:
-        raise UserError(f"{uri}: the model's working size is unknown; pass --size (its data.size)")
-    return generator.eval(), size

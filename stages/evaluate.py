@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from fgi.evaluate import evaluate
+from fgi.evaluation.evaluate import evaluate
 from fgi.stage import run_stage
-from fgi.tables import TABLES
+from fgi.evaluation.tables import TABLES
 from fgi.tracking import metric_name
 
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from fgi.report import FIGURES, build_report
+from fgi.evaluation.report import FIGURES, build_report
 from fgi.stage import run_stage
 
 REPORTS = Path("reports")

@@ -1,4 +1,4 @@
-"""DVC stage `train@<model>`: train one learned model; `train.nproc > 1` or `train.nnodes > 1`
+"""DVC stage `train@<method>`: train one method (a classical one records its params); `train.nproc > 1` or `train.nnodes > 1`
 relaunches it under torchrun (DDP), one process per GPU (or CPU process with gloo) on every node."""
 
 import os
@@ -6,7 +6,8 @@ import sys
 
 from fgi.config import Train, load_params
 from fgi.errors import exits_cleanly
-from fgi.train import main, torchrun_args
+from fgi.training.distributed import torchrun_args
+from fgi.training.train import main
 
 
 @exits_cleanly
@@ -22,6 +23,6 @@ if __name__ == "__main__":
         # torchrun sets RANK/WORLD_SIZE/LOCAL_RANK for every process it starts.
         model = argv[0] if argv else ""
         command = [sys.executable, "-m", "torch.distributed.run", *torchrun_args(train, model),
-                   "-m", "fgi.train", *argv]
+                   "-m", "fgi.training.train", *argv]
         os.execv(sys.executable, command)
     main(argv)

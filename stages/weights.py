@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from fgi.stage import run_stage
-from fgi.weights import fetch_weights, provenance_tag
+from fgi.data.weights import fetch_weights, provenance_tag
 
 OUT = Path("data/weights")
 

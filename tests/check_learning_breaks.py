@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import test_learning  # noqa: E402
-from fgi import objectives  # noqa: E402
+from fgi.methods import base  # noqa: E402
 
 
 @contextlib.contextmanager

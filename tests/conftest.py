@@ -120,10 +120,10 @@ def save_random_ours(folder: Path, size: int = 32) -> Path:
     """A random-init `ours` generator at size², saved the way the train stage writes model.pt."""
     import torch
 
-    from fgi.config import load_params, to_dict
-    from fgi.models.ours import ForegroundGuidedGenerator
+    from fgi.config import load_params, method_config, to_dict
+    from fgi.methods.ours.networks import ForegroundGuidedGenerator
 
-    cfg = to_dict(load_params(MICRO_PARAMS).models.ours)
+    cfg = to_dict(method_config(load_params(MICRO_PARAMS), "ours"))
     torch.manual_seed(0)
     generator = ForegroundGuidedGenerator(size, cfg["width"])
     folder.mkdir(parents=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fgi.config import MODEL_NAMES, ParamsError, flatten, load_params, parse_params
+from fgi.config import ParamsError, check_sections, flatten, load_params, method_config, parse_params
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = [REPO / "params.yaml", REPO / "configs" / "paper.yaml", REPO / "tests" / "micro_params.yaml"]
@@ -32,7 +32,8 @@ def key_paths(tree: dict) -> set[str]:
 @pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
 def test_profiles_are_valid(path):
     params = load_params(path)
-    assert set(MODEL_NAMES) == {"ours", "ce", "pconv", "gc", "biharmonic"}
+    check_sections(params)
+    assert list(params.methods) == ["ce", "pconv", "gc", "ours", "biharmonic"]  # the paper's table order
     assert params.holes.ratio_min < params.holes.ratio_max
 
 
@@ -48,7 +49,7 @@ def test_paper_profile_holds_the_papers_values():
     assert (paper.split.train, paper.split.test) == (27000, 3000)
     assert (paper.holes.ratio_min, paper.holes.ratio_max) == (0.01, 0.60)
     assert paper.train.batch_size == 5 and paper.train.epochs == 100 and paper.train.max_steps == 0
-    assert (paper.models.ours.lr_g, paper.models.ours.lr_d) == (1e-4, 1e-12)
+    assert (method_config(paper, "ours").lr_g, method_config(paper, "ours").lr_d) == (1e-4, 1e-12)
     assert paper.foreground.parts == ["skin", "hair"]
     assert paper.data.source == "celebamask_hq" and paper.holes.source == "qd_imd"
 
@@ -74,7 +75,11 @@ BAD = [
     ("int is not bool", lambda: edit("train.amp", 1), "train.amp: expected true or false"),
     ("out of range", lambda: edit("holes.ratio_max", 1.5), "holes.ratio_max: 1.5 is out of range"),
     ("negative", lambda: edit("models.ours.lr_g", -1.0), "models.ours.lr_g: -1.0 is out of range"),
-    ("unknown model", lambda: edit("models.unet", {"width": 1.0}), "models.unet: unknown model; known models:"),
+    ("unknown method section", lambda: edit("models.unet", {"width": 1.0}), "models.unet: unknown method; known methods:"),
+    ("unknown method", lambda: edit("methods.unet", "fgi/methods/unet"), "methods.unet: unknown method; known methods:"),
+    ("listed without a section", lambda: edit("models.gc", None, delete=True),
+     "models.gc: missing section; `methods` lists gc"),
+    ("no method", lambda: edit("methods", {}), "methods: empty; list the methods to compare"),
     ("unknown data source", lambda: edit("data.source", "imagenet"),
      "data.source: 'imagenet' is not allowed; choose one of: synthetic, celebamask_hq"),
     ("unknown hole source", lambda: edit("holes.source", "scribbles"), "holes.source: 'scribbles' is not allowed"),
@@ -96,7 +101,7 @@ BAD = [
 @pytest.mark.parametrize("what,make,expected", BAD, ids=[case[0] for case in BAD])
 def test_bad_params_give_one_line_naming_the_key(what, make, expected):
     with pytest.raises(ParamsError) as caught:
-        parse_params(make())
+        check_sections(parse_params(make()))
     assert len(caught.value.problems) == 1, caught.value.problems
     line = caught.value.problems[0]
     assert line.startswith(expected), line
@@ -110,11 +115,16 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(ParamsError) as caught:
         parse_params(tree)
     assert len(caught.value.problems) == 3
+    tree = edit("models.ours.lr_g", -1.0)
+    tree["models"]["gc"]["attention"] = "yes"
+    with pytest.raises(ParamsError) as caught:
+        check_sections(parse_params(tree))
+    assert len(caught.value.problems) == 2
 
 
 def test_ints_are_accepted_where_numbers_are_expected():
     params = parse_params(edit("models.ours.w_f", 3))
-    assert params.models.ours.w_f == 3.0 and isinstance(params.models.ours.w_f, float)
+    assert method_config(params, "ours").w_f == 3.0 and isinstance(method_config(params, "ours").w_f, float)
 
 
 def test_flatten_gives_dotted_keys():

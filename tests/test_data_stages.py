@@ -13,13 +13,15 @@ import pytest
 import torch
 from PIL import Image
 
-from fgi import files, weights
+from fgi import files
+from fgi.data import weights
 from fgi.config import load_params
 from fgi.data import holes as holes_stage
 from fgi.data import doodles, synthetic
 from fgi.data.dataset import PairSet, TrainSet
 from fgi.data.foreground import build_foreground, foreground_mask
-from fgi.data.prepare import prepare, read_ids, split_ids
+from fgi.data.layout import read_csv, read_ids
+from fgi.data.prepare import prepare, split_ids
 from fgi.data.sources import celebamask_image, celebamask_part, check_celebamask_layout, fetch_celebamask_hq
 from fgi.errors import UserError
 
@@ -165,7 +167,7 @@ def test_bins_are_the_papers_six_tenths():
 
 
 def test_holes_are_inverted_and_measured_at_the_working_size(params, raw_masks, hole_pool):
-    kept = holes_stage.read_csv(hole_pool / "masks.csv")[0]
+    kept = read_csv(hole_pool / "masks.csv")[0]
     black = ~files.load_mask(raw_masks / kept["mask"])  # QD-IMD: black = hole
     ours = files.load_mask(hole_pool / kept["mask"])
     assert ours.shape == (params.data.size,) * 2
@@ -175,7 +177,7 @@ def test_holes_are_inverted_and_measured_at_the_working_size(params, raw_masks, 
 
 
 def test_test_pairs_fall_in_their_bins_and_are_balanced(params, prepared, hole_pool):
-    pairs = holes_stage.read_csv(hole_pool / "test_pairs.csv")
+    pairs = read_csv(hole_pool / "test_pairs.csv")
     assert sorted(p["image_id"] for p in pairs) == sorted(read_ids(prepared / "test.txt"))
     edges = holes_stage.bin_edges(params.holes.ratio_min, params.holes.ratio_max)
     for pair in pairs:
@@ -231,7 +233,7 @@ def test_summary_counts_distinct_masks_and_warns_on_heavy_reuse(params, raw_mask
     sparse = tmp_path / "sparse"
     shutil.copytree(raw_masks / "train", sparse / "train")
     kept = {}
-    for row in holes_stage.read_csv(tmp_path / "full" / "masks.csv"):
+    for row in read_csv(tmp_path / "full" / "masks.csv"):
         if row["split"] == "test":
             kept.setdefault(row["bin"], row["mask"])
     (sparse / "test").mkdir()
@@ -264,7 +266,7 @@ def test_datasets_yield_tensors_in_the_conventions(params, prepared, foreground,
     assert torch.equal(hole, again), "the mask draw is seeded by torch's RNG"
     test = PairSet(prepared, foreground, hole_pool)
     image, hole, fg_mask, image_id = test[0]
-    assert image_id == holes_stage.read_csv(hole_pool / "test_pairs.csv")[0]["image_id"]
+    assert image_id == read_csv(hole_pool / "test_pairs.csv")[0]["image_id"]
     assert torch.equal(PairSet(prepared, foreground, hole_pool)[0][1], hole), "test pairs are fixed"
 
 
@@ -367,8 +369,8 @@ def test_the_published_archives_at_the_paper_paths_go_through_the_data_stages(
     summary = holes_stage.build_holes(real, masks, Path("data/prepared"), Path("data/holes"))
     expected = json.loads((hole_pool / "summary.json").read_text())
     assert (summary["kept_train"], summary["kept_test"]) == (expected["kept_train"], expected["kept_test"])
-    ratios = sorted(row["hole_ratio"] for row in holes_stage.read_csv(Path("data/holes/masks.csv")))
-    assert ratios == sorted(row["hole_ratio"] for row in holes_stage.read_csv(hole_pool / "masks.csv"))
+    ratios = sorted(row["hole_ratio"] for row in read_csv(Path("data/holes/masks.csv")))
+    assert ratios == sorted(row["hole_ratio"] for row in read_csv(hole_pool / "masks.csv"))
 
 
 # ------------------------------------------------------------------ weights ----

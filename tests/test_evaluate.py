@@ -14,11 +14,12 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, run_dvc
-from fgi import files, tables
+from fgi import files
+from fgi.evaluation import tables
 from fgi.config import load_params
-from fgi.data.holes import read_csv
+from fgi.data.layout import read_csv
 from fgi.errors import UserError
-from fgi.evaluate import jobs_for, method_folders
+from fgi.evaluation.evaluate import jobs_for, method_folders
 
 pytestmark = pytest.mark.e2e
 METHODS = ("ours", "ce", "pconv", "gc", "biharmonic")

@@ -8,7 +8,7 @@ from PIL import Image
 from skimage import data
 
 from fgi.errors import UserError
-from fgi.facecrop import FACE_SCALE, choose_crop, find_face, inpaint_cropped
+from fgi.apps.facecrop import FACE_SCALE, choose_crop, find_face, inpaint_cropped
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_face_crop_off_inpaints_the_whole_image_and_a_wrong_mask_is_refused(astr
 
 
 def test_fgi_inpaint_face_crop_writes_the_photo_and_says_which_strategy_ran(astronaut, tmp_path, capsys):
-    from fgi.inpaint import inpaint_paths
+    from fgi.apps.inpaint import inpaint_paths
 
     hole = hole_at(astronaut.shape, slice(95, 105), slice(190, 260))
     Image.fromarray(astronaut).save(tmp_path / "astronaut.png")

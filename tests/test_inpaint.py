@@ -15,9 +15,9 @@ import torch
 from PIL import Image, ImageDraw, ImageOps
 
 from fgi.errors import UserError, exits_cleanly
-from fgi.inpaint import hole_mask, inpaint_batch, inpaint_image, inpaint_paths, register
+from fgi.apps.inpaint import hole_mask, inpaint_batch, inpaint_image, inpaint_paths, register
 from fgi.data.dataset import PairSet, to_uint8
-from fgi.predict import bfloat16_is_native, for_inference, load_generator, resolve_precision
+from fgi.inference import bfloat16_is_native, for_inference, load_generator, resolve_precision
 
 from conftest import save_random_ours
 

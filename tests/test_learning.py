@@ -1,7 +1,7 @@
 """Proof that every learned model learns: its real objective, on a fixed batch.
 
 Each test builds the model from the demo profile's section (`params.yaml`,
-width 0.25) at 32², runs `fgi.objectives` training steps (the same `step` the
+width 0.25) at 32², runs `fgi.methods.base` training steps (the same `step` the
 pipeline trains with, discriminator and VGG losses included) on one fixed
 batch, and measures hole PSNR of the raw prediction in eval mode.
 
@@ -48,11 +48,11 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from fgi.config import load_params
+from fgi.config import load_params, method_config
 from fgi.data.doodles import render_doodle
 from fgi.data.synthetic import render_face
-from fgi.models.vgg import VGG16Features
-from fgi.objectives import composite, make_objective
+from fgi.methods.vgg import VGG16Features
+from fgi.methods.base import composite, make_objective
 
 from conftest import REPO
 
@@ -142,7 +142,7 @@ class Run:
 def train_fixed_batch(name: str) -> dict[str, Run]:
     """Train `name` on the fixed batch; {output name: Run} ("coarse" and "refined" for GC)."""
     steps, foreground_only = STEPS[name], name in FOREGROUND_ONLY
-    cfg = getattr(load_params(REPO / "params.yaml").models, name)
+    cfg = method_config(load_params(REPO / "params.yaml"), name)
     torch.manual_seed(0)
     objective = make_objective(name, cfg, SIZE, vgg=lambda: VGG16Features(cfg.vgg_layers, weights=None, seed=0))
     image, hole, fg_mask = fixed_batch()

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torchvision.models.vgg import cfgs, make_layers
 
-from fgi import losses
+from fgi.methods import losses
 from fgi.errors import UserError
-from fgi.models.vgg import RANDOM_INIT_PROVENANCE, VGG16Features
+from fgi.methods.vgg import RANDOM_INIT_PROVENANCE, VGG16Features
 
 
 def grid(values, channels: int = 1) -> torch.Tensor:

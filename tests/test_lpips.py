@@ -12,7 +12,7 @@ import torch
 from torchvision.models import vgg
 
 from fgi.errors import UserError
-from fgi.lpips_score import LPIPS
+from fgi.evaluation.lpips_score import LPIPS
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""fgi.metrics against independent numpy / scikit-image computations on small random images."""
+"""fgi.evaluation.metrics against independent numpy / scikit-image computations on small random images."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from skimage.metrics import structural_similarity
 
 from fgi.errors import UserError
 from fgi.files import save_mask, save_png
-from fgi.metrics import FID, METRIC_COLUMNS, image_metrics, per_image_table
+from fgi.evaluation.metrics import FID, METRIC_COLUMNS, image_metrics, per_image_table
 
 SIZE = 24
 BORDER = 5  # the SSIM window radius: int(3.5 * 1.5 + 0.5)

@@ -6,7 +6,7 @@ import torch
 from skimage.restoration import inpaint_biharmonic
 
 from fgi.errors import UserError
-from fgi.models.classical import BiharmonicInpainter
+from fgi.methods.biharmonic.inpainter import BiharmonicInpainter
 
 
 def noisy_image(seed: int, size: int = 16) -> np.ndarray:

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
 from fgi.errors import UserError
-from fgi.models.contextual_attention import (ContextualAttention, align_corners_indices,
+from fgi.methods.gc.contextual_attention import (ContextualAttention, align_corners_indices,
                                             resize_nearest_align_corners, same_padding)
-from fgi.models.gc import GatedConv2d, GatedDeconv2d, GatedGenerator, SameConv2d, SNPatchGAN, dilation_rates
+from fgi.methods.gc.networks import GatedConv2d, GatedDeconv2d, GatedGenerator, SameConv2d, SNPatchGAN, dilation_rates
 
 
 def param_count(model: torch.nn.Module) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fgi import losses
+from fgi.methods import losses
 from fgi.errors import UserError
-from fgi.models.ours import ForegroundGuidedGenerator, WGANCritic, num_downsamplings
+from fgi.methods.ours.networks import ForegroundGuidedGenerator, WGANCritic, num_downsamplings
 
 
 def inputs(size: int, batch: int = 2, seed: int = 0):

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from fgi.errors import UserError
-from fgi.models.ce import ContextEncoder, DCGANDiscriminator
-from fgi.models.pconv import PartialConv2d, PConvUNet
+from fgi.methods.ce.networks import ContextEncoder, DCGANDiscriminator
+from fgi.methods.pconv.networks import PartialConv2d, PConvUNet
 
 
 def param_count(model: torch.nn.Module) -> int:

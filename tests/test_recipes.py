@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from fgi.config import ParamsError, load_params, parse_params
-from fgi.models.vgg import VGG16Features
-from fgi.objectives import make_objective
+from fgi.config import ParamsError, load_params, method_config, parse_params
+from fgi.methods.vgg import VGG16Features
+from fgi.methods.base import make_objective
 
 from conftest import REPO
 
@@ -19,7 +19,7 @@ SIZE = 32
 
 
 def _section(name: str, **changes):
-    cfg = getattr(load_params(REPO / "params.yaml").models, name)
+    cfg = method_config(load_params(REPO / "params.yaml"), name)
     return dataclasses.replace(cfg, **changes)
 
 
@@ -100,7 +100,7 @@ def test_pconv_without_finetuning_share_has_one_phase():
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
 def test_ce_generator_trains_at_ten_times_the_discriminator_rate(profile):
     """Pathak et al.'s released training scripts: lr_G = 10 lr_D whenever 0 < w_rec < 1."""
-    ce = load_params(profile).models.ce
+    ce = method_config(load_params(profile), "ce")
     assert 0 < ce.w_rec < 1
     assert ce.lr_g == pytest.approx(10 * ce.lr_d)
 

@@ -16,8 +16,8 @@ from PIL import Image
 
 from fgi.config import load_params
 from fgi.errors import UserError
-from fgi.report import FIGURES, build_report, markdown_to_html, pick_pairs, validation_reference
-from fgi.tables import TITLES
+from fgi.evaluation.report import FIGURES, build_report, markdown_to_html, pick_pairs, validation_reference
+from fgi.evaluation.tables import TITLES
 
 pytestmark = pytest.mark.e2e
 
@@ -82,7 +82,7 @@ def test_validation_reference_is_biharmonics_capped_mean_on_the_validation_pairs
 def test_training_curves_draw_the_biharmonic_line_on_the_validation_panel():
     import pandas as pd
 
-    from fgi.figures import curves_figure
+    from fgi.evaluation.figures import curves_figure
 
     curve = pd.DataFrame({"step": [10, 20], "g/total": [1.0, 0.5]})
     val = pd.DataFrame({"step": [10, 20], "psnr_hole": [15.0, 18.0]})

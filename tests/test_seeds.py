@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import pytest
 
-from fgi import seeds
+from fgi.evaluation import seeds
 from fgi.errors import UserError
 
 

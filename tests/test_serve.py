@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fgi import serve
+from fgi.apps import serve
 from fgi.config import load_params
 
 from conftest import save_random_ours
@@ -164,7 +164,7 @@ def test_model_uris_load_without_unpickling_unless_trusted(tmp_path, mlflow_db):
     import mlflow
     import mlflow.pytorch
 
-    from fgi.predict import load_generator
+    from fgi.inference import load_generator
     from fgi.tracking import Run
 
     models = tmp_path / "models"

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from fgi import serve
+from fgi.apps import serve
 from fgi.config import load_params
 
 from conftest import save_random_ours

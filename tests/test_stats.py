@@ -1,4 +1,4 @@
-"""Intervals and paired tests: `fgi.stats` against hand-computed cases and scipy, and Table 5."""
+"""Intervals and paired tests: `fgi.evaluation.stats` against hand-computed cases and scipy, and Table 5."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from fgi import stats, tables
+from fgi.evaluation import stats, tables
 
 BOOTSTRAP = SimpleNamespace(resamples=4000, level=0.95, seed=0)
 

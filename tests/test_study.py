@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from fgi import study
+from fgi.evaluation import study
 from fgi.config import Bootstrap
 from fgi.cli import main as fgi_main
 
@@ -100,8 +100,8 @@ def test_record_then_ablation_writes_the_study_folder(tmp_path, monkeypatch):
     assert fgi_main(["study", "record", "--wall-s", "3600"]) == 0
     out = tmp_path / "docs" / "study"
     info = json.loads((out / "run.json").read_text())
-    assert info["profile"] == "study" and info["ours_base_loss"] == "swgan"
-    assert info["biharmonic_val_hole_psnr"] == pytest.approx(26.5)  # the first two test pairs: 00000 (28), 00002 (25)
+    assert info["profile"] == "study" and info["reading"] == "swgan"
+    assert info["reference_val_hole_psnr"] == pytest.approx(26.5)  # the first two test pairs: 00000 (28), 00002 (25)
     run = (out / "run.md").read_text()
     assert "60.0 min" in run and "| Ours | 12.00 | 15.00 (100) | 14.00 (150) | 13.67 |" in run
     assert (out / "figures" / "fig4_comparison.png").is_file() and (out / "tables" / "table1_full.md").is_file()
@@ -112,7 +112,7 @@ def test_record_then_ablation_writes_the_study_folder(tmp_path, monkeypatch):
     assert (out / "ablation" / "none" / "per_image.csv").is_file()
     assert "| Ours (none) | 31.00 |" in (out / "ablation.md").read_text()
     # The main run's record is untouched by the experiment's.
-    assert json.loads((out / "run.json").read_text())["ours_base_loss"] == "swgan"
+    assert json.loads((out / "run.json").read_text())["reading"] == "swgan"
 
 
 def test_record_without_a_run_names_the_missing_file_and_exits_2(tmp_path, monkeypatch, capsys):

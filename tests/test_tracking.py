@@ -12,7 +12,7 @@ import torch
 
 from conftest import free_port, save_random_ours
 from fgi import tracking
-from fgi.predict import load_generator
+from fgi.inference import load_generator
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

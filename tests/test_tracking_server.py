@@ -20,8 +20,8 @@ from PIL import Image
 
 from conftest import ctrl_c_stops_the_group, free_port, kill_leftovers, save_random_ours
 from fgi import cli, tracking
-from fgi.inpaint import inpaint_image
-from fgi.predict import load_generator
+from fgi.apps.inpaint import inpaint_image
+from fgi.inference import load_generator
 
 
 def wait_for_health(url: str, launcher: subprocess.Popen, timeout_s: float = 30) -> None:

@@ -15,8 +15,8 @@ import torch
 import yaml
 
 from conftest import MICRO_PARAMS, REPO, free_port
-from fgi.config import load_params
-from fgi.train import Paths, TrainingDiverged, load_checkpoint, train
+from fgi.config import load_params, method_config
+from fgi.training.train import Paths, TrainingDiverged, load_checkpoint, train
 
 pytestmark = pytest.mark.e2e
 
@@ -88,7 +88,7 @@ def test_kill_9_then_rerun_resumes_from_the_checkpoint(workdir):
 def test_a_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(workdir):
     params = load_params(write_params(workdir, **{"train.max_steps": 50, "train.checkpoint_every": 1}))
     # Adam moves every weight by ~lr: finite after step 1, overflowing activations at step 2.
-    exploding = dataclasses.replace(params.models.ce, lr_g=1e30)
+    exploding = dataclasses.replace(method_config(params, "ce"), lr_g=1e30)
     params = dataclasses.replace(params, models=dataclasses.replace(params.models, ce=exploding))
     with pytest.raises(TrainingDiverged, match=r"train@ce: loss .* became (nan|inf|-inf) at step \d+; "
                                                r"the last good checkpoint .* is kept"):

@@ -13,7 +13,7 @@ import time
 import urllib.request
 
 from conftest import ctrl_c_stops_the_group, free_port, group_alive, kill_leftovers
-from fgi import ui
+from fgi.apps import ui
 
 
 def test_server_command_has_one_worker_and_proxies_artifacts(tmp_path):

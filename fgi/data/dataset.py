@@ -20,8 +20,8 @@ import torch
 from torch.utils.data import Dataset
 
 from fgi import files
-from fgi.data.holes import read_csv
-from fgi.data.prepare import read_ids
+from fgi.data.layout import read_csv
+from fgi.data.layout import read_ids
 from fgi.errors import UserError
 
 

@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from fgi import files, progress
 from fgi.config import Params
-from fgi.data.prepare import read_ids, worker_count
+from fgi.data.layout import read_ids, worker_count
 from fgi.data.sources import celebamask_part
 from fgi.errors import UserError
 

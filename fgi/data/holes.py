@@ -36,7 +36,7 @@ from PIL import Image
 
 from fgi import files, progress
 from fgi.config import Params
-from fgi.data.prepare import read_ids, worker_count
+from fgi.data.layout import read_ids, worker_count
 from fgi.errors import UserError
 
 PAIR_COLUMNS = ("image_id", "mask", "hole_ratio", "bin")
@@ -90,13 +90,6 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     files.write_text_atomic(path, text.getvalue())
-
-
-def read_csv(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise UserError(f"{path}: not found; run `dvc repro holes`")
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def make_test_pairs(test_ids: list[str], test_masks: list[dict], edges: list[float], seed: int) -> list[dict]:

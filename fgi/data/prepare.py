@@ -9,7 +9,6 @@ resized with an antialiasing Lanczos filter. Work is spread over all cores.
 
 from __future__ import annotations
 
-import os
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -18,13 +17,9 @@ from PIL import Image
 
 from fgi import files, progress
 from fgi.config import Params
+from fgi.data.layout import worker_count
 from fgi.data.sources import celebamask_image, check_celebamask_layout
 from fgi.errors import UserError
-
-
-def worker_count(workers: int) -> int:
-    """`0` means every core."""
-    return workers or os.cpu_count() or 1
 
 
 def image_name(image_id: int) -> str:
@@ -96,10 +91,3 @@ def prepare(params: Params, raw_root: Path, out: Path) -> dict:
                "skipped_files": sorted(str(celebamask_image(raw_root, i)) for i in failures)}
     files.write_json_atomic(out / "summary.json", summary)
     return summary
-
-
-def read_ids(path: Path) -> list[str]:
-    """The ids of a split file (`train.txt` / `test.txt`), as 5-digit strings."""
-    if not path.is_file():
-        raise UserError(f"{path}: split file not found; run `dvc repro prepare`")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]

@@ -1,6 +1,6 @@
 """`fgi serve`: paint a hole on your own photo and compare every method side by side.
 
-    fgi serve                       # http://127.0.0.1:8765, the models under models/ and biharmonic
+    fgi serve                       # http://127.0.0.1:8765, every method under models/
     fgi serve --model-uri mine=runs:/<run_id>/generator --port 9000
 
 A local web app (FastAPI under uvicorn, both installed with MLflow). The page
@@ -16,8 +16,8 @@ API, one JSON request per comparison:
                       -> {"width", "height", "results": [{"method", "label", "seconds",
                           "crop", "png" (base64) | "error"}]}
 
-Each method runs as `fgi inpaint` runs it (`fgi.inpaint.inpaint_image`), on the
-face-aware crop when `face_crop` is on (`fgi.facecrop`); the known pixels of
+Each method runs as `fgi inpaint` runs it (`fgi.apps.inpaint.inpaint_image`), on the
+face-aware crop when `face_crop` is on (`fgi.apps.facecrop`); the known pixels of
 every result are the photo's own. A user's mistake (not an image, a
 decompression bomb or a photo over `serve.max_pixels`, a mask of another size
 or with no hole, an unknown method) is a 4xx with a message the page shows; a
@@ -44,10 +44,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fgi.config import Params, load_params
+from fgi import methods as registry
+from fgi.apps.facecrop import FACE_SCALE, inpaint_cropped
+from fgi.apps.inpaint import inpaint_image
+from fgi.apps.photos import hole_mask, rgb8
+from fgi.config import Params, load_params, method_config
 from fgi.errors import UserError
-from fgi.facecrop import FACE_SCALE, inpaint_cropped
-from fgi.tracking import TRUST_FLAG, TRUST_HELP
+from fgi.inference import TRUST_FLAG, TRUST_HELP, device, load_generator, load_mlflow_generator
 
 WEB = Path(__file__).parent / "web"
 MAX_BODY_BYTES = 200 * 2**20  # a 40-megapixel PNG, base64-encoded, fits
@@ -76,8 +79,6 @@ class Method:
 
     def run(self, image: Image.Image, hole: np.ndarray, face_crop: bool, face_scale: float):
         """(result, crop): the photo with its hole filled, as `fgi inpaint [--face-crop]` would."""
-        from fgi.inpaint import inpaint_image
-
         with self.lock:
             if self._loaded is None:
                 self._loaded = self.load()
@@ -90,36 +91,34 @@ class Method:
 
 def _checkpoint_loader(path: Path):
     def load():
-        from fgi.predict import device, load_generator
-
         _, generator, size = load_generator(path, device())
         return generator, size
     return load
 
 
 def _uri_loader(uri: str, trust_pickled: bool):
-    def load():
-        from fgi.predict import device
-        from fgi.tracking import load_mlflow_generator
+    return lambda: load_mlflow_generator(uri, None, device(), trust_pickled)
 
-        return load_mlflow_generator(uri, None, device(), trust_pickled)
-    return load
+
+def _display(name: str) -> str:
+    return registry.get(name).display if name in registry.names() else name
 
 
 def find_methods(params: Params, models: Path, model_uris: dict[str, str],
                  trust_pickled: bool = False) -> dict[str, Method]:
-    """Every checkpoint under `models/<name>/model.pt`, biharmonic, and the named MLflow models
-    (loaded without unpickling unless `trust_pickled`, see `fgi.tracking.load_mlflow_generator`)."""
-    from fgi.models.classical import BiharmonicInpainter
-    from fgi.tables import DISPLAY
-
+    """Every method with a `models/<name>/model.pt`, every classical method of `methods` (it needs no
+    training: built from its params section when its train stage has not run), and the named MLflow
+    models (loaded without unpickling unless `trust_pickled`, see `fgi.inference.load_mlflow_generator`)."""
     methods = {}
     for path in sorted(Path(models).glob("*/model.pt")):
         name = path.parent.name
-        methods[name] = Method(name, DISPLAY.get(name, name), _checkpoint_loader(path))
-    biharmonic = BiharmonicInpainter(params.models.biharmonic.split_into_regions, workers=1)
-    methods["biharmonic"] = Method("biharmonic", DISPLAY["biharmonic"],
-                                   lambda: (biharmonic, params.data.size), size=params.data.size)
+        methods[name] = Method(name, _display(name), _checkpoint_loader(path))
+    for name in params.methods:
+        method = registry.get(name)
+        if name not in methods and not method.learned:
+            solver = method.generator(method_config(params, name), params.data.size)
+            methods[name] = Method(name, method.display, lambda solver=solver: (solver, params.data.size),
+                                   size=params.data.size)
     for name, uri in model_uris.items():
         if name in methods:
             raise UserError(f"--model-uri {name}={uri}: the name {name!r} is taken; choose another")
@@ -163,8 +162,6 @@ def open_upload(data: bytes, what: str, max_pixels: int) -> Image.Image:
 
 def inpaint_request(body: dict, methods: dict[str, Method], params: Params,
                     face_scale: float = FACE_SCALE) -> dict:
-    from fgi.inpaint import hole_mask, rgb8
-
     if not isinstance(body, dict):
         raise BadRequest(400, "the request must be a JSON object")
     limit = params.serve.max_pixels

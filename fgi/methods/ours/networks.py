@@ -10,7 +10,7 @@ level, so uncorrupted detail reaches the reconstruction without doubling its
 width.
 
 The foreground mask is not an input (the paper keeps it "intact" and uses it
-only in the losses, see `fgi.losses`). The input is the masked image, plus the
+only in the losses, see `fgi.methods.losses`). The input is the masked image, plus the
 hole mask as a 4th channel when `in_channels == 4`.
 
 Layout at size S with D = log2(S) - 2 down-samplings (the bottleneck is 4x4):

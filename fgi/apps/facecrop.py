@@ -18,7 +18,7 @@ paste it back:
 * whole image: the hole is too large for any square inside the photo.
 
 The paste changes hole pixels only: the crop's known pixels are the photo's
-own bytes, and the inpainted crop keeps them (see `fgi.inpaint`).
+own bytes, and the inpainted crop keeps them (see `fgi.apps.inpaint`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import functools
 import numpy as np
 from PIL import Image
 
+from fgi.apps.photos import rgb8
 from fgi.errors import UserError
 
 CASCADE = "haarcascade_frontalface_default.xml"
@@ -146,8 +147,6 @@ def inpaint_cropped(inpaint, image: Image.Image, hole: np.ndarray, face_scale: f
                     face_crop: bool = True) -> tuple[Image.Image, Crop]:
     """`inpaint(image, hole) -> image` run on the chosen square and pasted back into `image` (RGB);
     without `face_crop`, on the whole image (what `fgi inpaint` does by default)."""
-    from fgi.inpaint import rgb8
-
     pixels = rgb8(image)  # (H, W, 3)
     height, width = pixels.shape[:2]
     if hole.shape != (height, width):

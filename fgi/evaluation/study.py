@@ -10,7 +10,7 @@ that is committed with git:
     run.json / run.md          profile, Ours's reading, machine, torch, wall time
     tables/                    Tables 1-5 (csv, md, tex), as `evaluate` wrote them
     figures/                   Fig. 4 and 5 analogs, training curves, metrics by bin
-    curves/<model>_val.csv     validation hole PSNR per step (run.md: summary, biharmonic's line)
+    curves/<model>_val.csv     validation hole PSNR per step (run.md: summary, the reference method's line)
     per_image.csv              every metric of every test pair, for later statistics
     ranking.md                 the methods ordered per region and per hole-ratio bin
     ablation/<reading>/        Ours under another reading: per_image.csv, val.csv, run.json
@@ -32,11 +32,14 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from fgi import files, stats
-from fgi.config import LEARNED_MODELS as LEARNED
+from fgi import files
 from fgi.config import load_params
-from fgi.figures import bin_order
-from fgi.tables import DISPLAY, PSNR_CAP, method_order
+from fgi.errors import UserError
+from fgi.evaluation import stats
+from fgi.evaluation.cards import CARDS, Cards, load_cards
+from fgi.evaluation.figures import bin_order
+from fgi.evaluation.report import validation_reference
+from fgi.evaluation.tables import PSNR_CAP, method_order
 
 FIGURES = ("fig4_comparison.png", "fig5_foreground.png", "training_curves.png", "metrics_by_bin.png")
 REGIONS = {"full": "Whole image", "foreground": "Foreground (face + hair)", "hole": "Hole"}
@@ -53,19 +56,20 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def run_info(root: Path, wall_s: float | None) -> dict:
-    import torch
-
-    from fgi.report import validation_reference
+def run_info(root: Path, wall_s: float | None, cards: Cards) -> dict:
+    """The run's identity; `reading` is the reading (`base_loss`) of the proposed method."""
+    import torch  # noqa: PLC0415 - only for its version; `fgi study` starts without it otherwise
 
     params = yaml.safe_load((root / "params.yaml").read_text())
     per_image = pd.read_csv(root / "reports" / "per_image.csv", dtype={"image_id": str})
     pairs = pd.read_csv(root / "data" / "holes" / "test_pairs.csv", dtype={"image_id": str}).to_dict("records")
-    return {"profile": params["profile"], "ours_base_loss": params["models"]["ours"]["base_loss"],
+    reference = validation_reference(per_image, pairs, params["train"]["val_images"], cards)
+    return {"profile": params["profile"],
+            "reading": params["models"].get(cards.proposed(), {}).get("base_loss", "default"),
             "max_steps": params["train"]["max_steps"], "size": params["data"]["size"],
             "cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
             "cuda": torch.cuda.is_available(), "wall_s": wall_s,
-            "biharmonic_val_hole_psnr": validation_reference(per_image, pairs, params["train"]["val_images"])}
+            "reference_val_hole_psnr": reference[1] if reference else float("nan")}
 
 
 def validation_summary(val: pd.DataFrame, last: int = 4) -> dict:
@@ -76,39 +80,40 @@ def validation_summary(val: pd.DataFrame, last: int = 4) -> dict:
             "final_step": int(val["step"].iloc[-1])}
 
 
-def psnr_means(per_image: pd.DataFrame, column: str) -> pd.DataFrame:
+def psnr_means(per_image: pd.DataFrame, column: str, cards: Cards) -> pd.DataFrame:
     """Mean PSNR (capped as in the tables), one row per bin plus `all`, one column per method."""
     capped = per_image.assign(value=per_image[column].clip(upper=PSNR_CAP))
     by_bin = capped.pivot_table(index="bin", columns="method", values="value", aggfunc="mean")
     by_bin = by_bin.reindex(bin_order(per_image["bin"]))
     by_bin.loc["all"] = capped.groupby("method")["value"].mean()
-    return by_bin[method_order(per_image)]
+    return by_bin[method_order(per_image, cards)]
 
 
-def _ranking_table(means: pd.DataFrame) -> list[str]:
+def _ranking_table(means: pd.DataFrame, cards: Cards) -> list[str]:
     methods = list(means.columns)
-    learned = [m for m in methods if m in LEARNED]
-    lines = ["| Hole ratio | " + " | ".join(DISPLAY.get(m, m) for m in methods)
-             + " | Order | Best learned − biharmonic (dB) |",
+    learned = [m for m in methods if m in cards.learned()]
+    reference = next((m for m in cards.with_role("reference") if m in methods), None)
+    lines = ["| Hole ratio | " + " | ".join(cards.display(m) for m in methods)
+             + f" | Order | Best learned − {cards.display(reference).lower()} (dB) |",
              "| --- |" + " ---: |" * len(methods) + " --- | ---: |"]
     for label, row in means.iterrows():
-        order = " > ".join(DISPLAY.get(m, m) for m in row.sort_values(ascending=False).index)
-        gap = row[learned].max() - row["biharmonic"] if learned and "biharmonic" in row else float("nan")
+        order = " > ".join(cards.display(m) for m in row.sort_values(ascending=False).index)
+        gap = row[learned].max() - row[reference] if learned and reference else float("nan")
         lines.append(f"| {label} | " + " | ".join(f"{row[m]:.2f}" for m in methods) + f" | {order} | {gap:+.2f} |")
     return lines
 
 
-def ranking_markdown(per_image: pd.DataFrame) -> str:
+def ranking_markdown(per_image: pd.DataFrame, cards: Cards) -> str:
     """The methods ordered by mean PSNR in each region, per hole-ratio bin and over all pairs."""
     lines = ["# Ranking by mean PSNR (dB)", "",
              f"{per_image['image_id'].nunique()} fixed test pairs; `all` is the mean over every pair. "
              "The last column is positive where a learned model beats the classical solver.", ""]
     for region, title in REGIONS.items():
-        lines += [f"## {title}", ""] + _ranking_table(psnr_means(per_image, f"{region}/psnr")) + [""]
+        lines += [f"## {title}", ""] + _ranking_table(psnr_means(per_image, f"{region}/psnr", cards), cards) + [""]
     return "\n".join(lines)
 
 
-def reading_differences(readings: dict[str, pd.DataFrame], bootstrap) -> list[str]:
+def reading_differences(readings: dict[str, pd.DataFrame], bootstrap, proposed: str) -> list[str]:
     """Markdown rows: the first reading minus each other one, per region's PSNR and SSIM, over the
     same pairs: mean paired difference, its bootstrap interval, Wilcoxon p and Holm p."""
     (main, main_frame), *others = readings.items()
@@ -116,7 +121,7 @@ def reading_differences(readings: dict[str, pd.DataFrame], bootstrap) -> list[st
     for other, other_frame in others:
         for column in ("full/psnr", "full/ssim", "foreground/psnr", "foreground/ssim", "hole/psnr", "hole/ssim"):
             both = pd.DataFrame({
-                name: frame[frame["method"] == "ours"].set_index("image_id")[column]
+                name: frame[frame["method"] == proposed].set_index("image_id")[column]
                 for name, frame in ((main, main_frame), (other, other_frame))}).dropna().sort_index()
             if column.endswith("psnr"):
                 both = both.clip(upper=PSNR_CAP)
@@ -132,22 +137,26 @@ def reading_differences(readings: dict[str, pd.DataFrame], bootstrap) -> list[st
             for (name, metric, pairs, mean, low, high, p), adjusted in zip(rows, holm)]
 
 
-def ablation_markdown(readings: dict[str, pd.DataFrame], bootstrap=None) -> str:
-    """Ours under each reading of its objective, on the same test pairs, beside biharmonic; with
-    `bootstrap` (params' eval.bootstrap), the paired differences between the readings."""
+def ablation_markdown(readings: dict[str, pd.DataFrame], cards: Cards, bootstrap=None) -> str:
+    """The proposed method under each reading of its objective (its `base_loss`), on the same test
+    pairs, beside the reference; with `bootstrap` (params' eval.bootstrap), the paired differences
+    between the readings."""
     first = next(iter(readings.values()))
-    rows = {f"Ours ({reading})": frame[frame["method"] == "ours"] for reading, frame in readings.items()}
-    rows["Biharmonic (reference)"] = first[first["method"] == "biharmonic"]
+    proposed = cards.proposed()
+    us = cards.display(proposed)
+    rows = {f"{us} ({reading})": frame[frame["method"] == proposed] for reading, frame in readings.items()}
+    for reference in cards.with_role("reference"):
+        rows[f"{cards.display(reference)} (reference)"] = first[first["method"] == reference]
     ids = {name: set(frame["image_id"]) for name, frame in rows.items()}
     if len(set(map(frozenset, ids.values()))) != 1:
         raise ValueError("the readings were not evaluated on the same test pairs")
     labels = bin_order(first["bin"])
     columns = ["full/psnr", "full/ssim", "foreground/psnr", "foreground/ssim", "hole/psnr"]
     header = ["Full PSNR", "Full SSIM", "Foreground PSNR", "Foreground SSIM", "Hole PSNR"]
-    lines = ["# Ours: the two readings of its objective", "",
+    lines = [f"# {us}: the two readings of its objective", "",
              "`none` is Eq. 1-4 as printed (every reconstruction term masked by the foreground); `swgan` "
              "adds S-WGAN's full-image perceptual loss under them. Same profile, same steps, same "
-             f"{len(next(iter(ids.values())))} test pairs; only `models.ours.base_loss` differs.", "",
+             f"{len(next(iter(ids.values())))} test pairs; only `models.{proposed}.base_loss` differs.", "",
              "| Model | " + " | ".join(header) + " |", "| --- |" + " ---: |" * len(header)]
     for name, frame in rows.items():
         values = [frame[c].clip(upper=PSNR_CAP).mean() if c.endswith("psnr") else frame[c].mean() for c in columns]
@@ -164,48 +173,52 @@ def ablation_markdown(readings: dict[str, pd.DataFrame], bootstrap=None) -> str:
                   f"{bootstrap.resamples:,} resamples, seed {bootstrap.seed}], two-sided Wilcoxon signed-rank p "
                   "and its Holm-Bonferroni adjustment over the rows:", "",
                   "| Readings | Metric | Pairs | Difference | Wilcoxon p | Holm p |",
-                  "| --- | --- | ---: | ---: | ---: | ---: |", *reading_differences(readings, bootstrap)]
+                  "| --- | --- | ---: | ---: | ---: | ---: |", *reading_differences(readings, bootstrap, proposed)]
     return "\n".join(lines + [""])
 
 
-def run_markdown(info: dict, validation: dict[str, pd.DataFrame]) -> str:
+def run_markdown(info: dict, validation: dict[str, pd.DataFrame], cards: Cards) -> str:
+    reference = cards.display(next(iter(cards.with_role("reference")), "the reference"))
     wall = "not measured" if info["wall_s"] is None else f"{info['wall_s'] / 60:.1f} min"
     lines = [
         "# The study run", "",
         f"- Profile: `{info['profile']}` (`configs/study.yaml`), {info['size']}², {info['max_steps']} steps per model",
-        f"- Ours's reading: `base_loss: {info['ours_base_loss']}`",
+        f"- {cards.display(cards.proposed())}'s reading: `base_loss: {info['reading']}`",
         f"- Machine: {info['cpu']}, {info['cores']} cores, CUDA {'yes' if info['cuda'] else 'no'}; torch {info['torch']}",
         f"- Wall time of `dvc repro`: {wall}", "",
         "## Validation hole PSNR during training (dB)", "",
-        f"The training loop's validation pairs; biharmonic reaches {info['biharmonic_val_hole_psnr']:.2f} dB on them.",
+        f"The training loop's validation pairs; {reference.lower()} reaches {info['reference_val_hole_psnr']:.2f} dB "
+        "on them.",
         "", "| Model | first | best (step) | final (step) | mean of the last 4 |", "| --- | ---: | ---: | ---: | ---: |"]
     for model, val in validation.items():
         s = validation_summary(val)
-        lines.append(f"| {DISPLAY.get(model, model)} | {s['first']:.2f} | {s['best']:.2f} ({s['best_step']}) "
+        lines.append(f"| {cards.display(model)} | {s['first']:.2f} | {s['best']:.2f} ({s['best_step']}) "
                      f"| {s['final']:.2f} ({s['final_step']}) | {s['last_mean']:.2f} |")
     return "\n".join(lines + [""])
 
 
-def _sources(root: Path, out: Path, reading: str, ablation: bool) -> list[tuple[Path, Path]]:
+def _sources(root: Path, out: Path, reading: str, ablation: bool, cards: Cards) -> list[tuple[Path, Path]]:
     reports = root / "reports"
     if ablation:
         target = out / "ablation" / reading
         return [(reports / "per_image.csv", target / "per_image.csv"),
-                (root / "models" / "ours" / "val.csv", target / "val.csv")]
+                (root / "models" / cards.proposed() / "val.csv", target / "val.csv")]
     return ([(table, out / "tables" / table.name) for table in sorted((reports / "tables").glob("*.*"))]
             + [(reports / "figures" / name, out / "figures" / name) for name in FIGURES]
-            + [(root / "models" / m / "val.csv", out / "curves" / f"{m}_val.csv") for m in LEARNED]
-            + [(reports / "per_image.csv", out / "per_image.csv")])
+            + [(root / "models" / m / "val.csv", out / "curves" / f"{m}_val.csv") for m in cards.learned()]
+            + [(reports / "per_image.csv", out / "per_image.csv"), (reports / CARDS, out / CARDS)])
 
 
 def record(root: Path, out: Path, wall_s: float | None, ablation: bool) -> list[Path]:
     """Copy the run's outputs under `out`; return what was written. Nothing is written
     unless every output is there."""
-    needed = [root / "params.yaml", root / "reports" / "per_image.csv", root / "data" / "holes" / "test_pairs.csv"]
+    needed = [root / "params.yaml", root / "reports" / "per_image.csv", root / "data" / "holes" / "test_pairs.csv",
+              root / "reports" / CARDS]
     missing = [path for path in needed if not path.is_file()]
     if not missing:
-        info = run_info(root, wall_s)
-        copies = _sources(root, out, info["ours_base_loss"], ablation)
+        cards = load_cards(root / "reports" / CARDS)
+        info = run_info(root, wall_s, cards)
+        copies = _sources(root, out, info["reading"], ablation, cards)
         missing = [source for source, _ in copies if not source.is_file()]
     if missing:
         raise FileNotFoundError(f"{missing[0]}: not found; run `dvc repro` with the study profile first "
@@ -214,14 +227,14 @@ def record(root: Path, out: Path, wall_s: float | None, ablation: bool) -> list[
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, dest)
     written = [dest for _, dest in copies]
-    target = out / "ablation" / info["ours_base_loss"] if ablation else out
+    target = out / "ablation" / info["reading"] if ablation else out
     files.write_text_atomic(target / "run.json", json.dumps(info, indent=2) + "\n")
     written.append(target / "run.json")
     if not ablation:
         per_image = pd.read_csv(out / "per_image.csv", dtype={"image_id": str})
-        validation = {model: pd.read_csv(out / "curves" / f"{model}_val.csv") for model in LEARNED}
-        files.write_text_atomic(out / "ranking.md", ranking_markdown(per_image))
-        files.write_text_atomic(out / "run.md", run_markdown(info, validation))
+        validation = {model: pd.read_csv(out / "curves" / f"{model}_val.csv") for model in cards.learned()}
+        files.write_text_atomic(out / "ranking.md", ranking_markdown(per_image, cards))
+        files.write_text_atomic(out / "run.md", run_markdown(info, validation, cards))
         written += [out / "ranking.md", out / "run.md"]
     return written + write_ablation(out, load_params(root / "params.yaml").eval.bootstrap)
 
@@ -230,14 +243,14 @@ def write_ablation(out: Path, bootstrap=None) -> list[Path]:
     """ablation.md from the main run and every recorded reading, once there are two."""
     if not (out / "run.json").is_file():
         return []
-    main_reading = json.loads((out / "run.json").read_text())["ours_base_loss"]
+    main_reading = json.loads((out / "run.json").read_text())["reading"]
     readings = {main_reading: pd.read_csv(out / "per_image.csv", dtype={"image_id": str})}
     for folder in sorted((out / "ablation").glob("*/")):
         if folder.name != main_reading and (folder / "per_image.csv").is_file():
             readings[folder.name] = pd.read_csv(folder / "per_image.csv", dtype={"image_id": str})
     if len(readings) < 2:
         return []
-    files.write_text_atomic(out / "ablation.md", ablation_markdown(readings, bootstrap))
+    files.write_text_atomic(out / "ablation.md", ablation_markdown(readings, load_cards(out / CARDS), bootstrap))
     return [out / "ablation.md"]
 
 
@@ -252,8 +265,6 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from fgi.errors import UserError
-
     try:
         written = record(Path("."), Path(args.out), args.wall_s, args.ablation)
     except (FileNotFoundError, ValueError) as err:

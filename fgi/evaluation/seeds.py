@@ -29,7 +29,8 @@ import pandas as pd
 
 from fgi import files
 from fgi.errors import UserError
-from fgi.tables import DISPLAY, METHODS, TABLES
+from fgi.evaluation.cards import CARDS, Cards, load_cards
+from fgi.evaluation.tables import TABLES
 
 METRICS = {"psnr": "PSNR ↑", "ssim": "SSIM ↑", "mae": "MAE ↓"}
 REGION_NAMES = {"table1_full": "full", "table2_foreground": "foreground", "table3_hole": "hole"}
@@ -84,12 +85,13 @@ def seed_runs(entries: list[dict]) -> dict[int, dict]:
     return runs
 
 
-def seeds_frame(runs: dict[int, dict]) -> pd.DataFrame:
-    """One row per method: seeds, then `<region> <metric>` mean and sd (ddof 1) across seeds."""
-    methods = [m for m in METHODS if any(m in run.get("table1_full", {}) for run in runs.values())]
+def seeds_frame(runs: dict[int, dict], cards: Cards) -> pd.DataFrame:
+    """One row per method (in the tables' order): seeds, then `<region> <metric>` mean and sd (ddof 1)
+    across seeds."""
+    methods = cards.order(m for run in runs.values() for m in run.get("table1_full", {}))
     rows = []
     for method in methods:
-        row = {"Method": DISPLAY.get(method, method), "Seeds": 0}
+        row = {"Method": cards.display(method), "Seeds": 0}
         for table in TABLES:
             for metric, header in METRICS.items():
                 values = np.array([run[table][method][metric] for run in runs.values()
@@ -134,7 +136,7 @@ def cmd_seeds(args: argparse.Namespace) -> int:
     if len(runs) < 2:
         raise UserError(f"found {len(runs)} training seed(s) of this workspace's params; queue more with "
                         "`dvc exp run --queue -S train.seed=1` and run them with `dvc exp run --run-all`")
-    frame = seeds_frame(runs)
+    frame = seeds_frame(runs, load_cards(Path("reports") / CARDS))
     out = Path(args.out)
     markdown = to_markdown(frame, sorted(runs))
     files.write_text_atomic(out / "seeds.csv", frame.to_csv(index=False))

@@ -23,12 +23,11 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from fgi import files  # noqa: E402
-from fgi.tables import DISPLAY, METHODS, PSNR_CAP, method_order  # noqa: E402
+from fgi.evaluation.cards import Cards  # noqa: E402
+from fgi.evaluation.tables import PSNR_CAP, method_order  # noqa: E402
 
 CELL_INCHES = 1.35  # one image panel; 64² images stay legible, 256² ones are not cramped
 OVERLAY_RGB = np.array([0, 200, 120], dtype=np.float64)  # a green no synthetic skin or hair has
-# One colour per method in every plot; a method outside the paper's five (eval.external) gets the next ones.
-COLORS = {method: f"C{index}" for index, method in enumerate(METHODS)}
 HOLE_RGB = 255  # the paper's figures show holes white
 OUTSIDE_FOREGROUND_RGB = 0
 
@@ -70,8 +69,10 @@ def overlay(image: np.ndarray, fg_mask: np.ndarray, alpha: float = 0.45) -> np.n
     return np.round(tinted).astype(np.uint8)
 
 
-def _color(method: str, index: int) -> str:
-    return COLORS.get(method, f"C{index}")  # an external method sits after the five, so its index is free
+def _color(method: str, index: int, cards: Cards) -> str:
+    """One colour per method in every plot: its place among the compared methods; a method without a
+    card (eval.external) sits after them, so its own index is free."""
+    return f"C{list(cards).index(method)}" if method in cards else f"C{index}"
 
 
 def _panel(axis, image: np.ndarray, title: str | None = None) -> None:
@@ -101,13 +102,13 @@ def foreground_figure(samples: list[dict]) -> Figure:
     return figure
 
 
-def comparison_figure(rows: list[dict], methods: list[str], foreground_only: bool = False) -> Figure:
+def comparison_figure(rows: list[dict], methods: list[str], cards: Cards, foreground_only: bool = False) -> Figure:
     """Fig. 4/5: one row per test pair; columns masked input | each method | ground truth.
 
     Each row dict holds `image_id`, `bin`, `hole_ratio`, `truth`, `hole`, `fg_mask` and
     `outputs` ({method: composited output}).
     """
-    titles = ["masked input", *(DISPLAY.get(m, m) for m in methods), "ground truth"]
+    titles = ["masked input", *(cards.display(m) for m in methods), "ground truth"]
     figure, axes = plt.subplots(len(rows), len(titles), squeeze=False, layout="constrained",
                                 figsize=(CELL_INCHES * len(titles), CELL_INCHES * len(rows) + 0.4))
     for index, row in enumerate(rows):
@@ -123,10 +124,10 @@ def comparison_figure(rows: list[dict], methods: list[str], foreground_only: boo
     return figure
 
 
-def curves_figure(curves: dict[str, pd.DataFrame], validation: dict[str, pd.DataFrame],
-                  reference: float | None = None) -> Figure:
+def curves_figure(curves: dict[str, pd.DataFrame], validation: dict[str, pd.DataFrame], cards: Cards,
+                  reference: tuple[str, float] | None = None) -> Figure:
     """Top: `g/total` per model (each its own scale, log when positive); bottom: validation hole-PSNR,
-    with `reference` (biharmonic's hole PSNR on the same pairs) as a dashed line when given."""
+    with `reference` (a method with no training, and its hole PSNR on the same pairs) as a dashed line."""
     models = list(curves)
     figure = plt.figure(figsize=(3.2 * len(models), 6.4))
     grid = figure.add_gridspec(2, len(models), hspace=0.45, wspace=0.35)
@@ -134,23 +135,24 @@ def curves_figure(curves: dict[str, pd.DataFrame], validation: dict[str, pd.Data
         axis = figure.add_subplot(grid[0, column])
         curve = curves[model].dropna(subset=["g/total"])
         axis.plot(curve["step"], curve["g/total"], marker="." if len(curve) < 30 else None,
-                  color=_color(model, column))
+                  color=_color(model, column, cards))
         # Each model weighs its own terms, so the totals share no scale and each panel has its own axis;
         # log when every value is positive (hinge and WGAN terms can push a total below zero).
         if len(curve) and (curve["g/total"] > 0).all():
             axis.set_yscale("log")
-        axis.set_title(f"{DISPLAY.get(model, model)}: generator loss", fontsize=9)
+        axis.set_title(f"{cards.display(model)}: generator loss", fontsize=9)
         axis.set_xlabel("step", fontsize=8)
         axis.tick_params(which="both", labelsize=7)
         axis.grid(alpha=0.3)
     axis = figure.add_subplot(grid[1, :])
     for column, model in enumerate(models):
         val = validation[model].dropna(subset=["psnr_hole"])
-        axis.plot(val["step"], val["psnr_hole"], marker="o", markersize=3, label=DISPLAY.get(model, model),
-                  color=_color(model, column))
-    if reference is not None and np.isfinite(reference):
-        axis.axhline(reference, linestyle="--", linewidth=1.2, color="0.35",
-                     label=f"{DISPLAY.get('biharmonic', 'biharmonic')} (no training): {reference:.1f} dB")
+        axis.plot(val["step"], val["psnr_hole"], marker="o", markersize=3, label=cards.display(model),
+                  color=_color(model, column, cards))
+    if reference is not None and np.isfinite(reference[1]):
+        name, value = reference
+        axis.axhline(value, linestyle="--", linewidth=1.2, color="0.35",
+                     label=f"{cards.display(name)} (no training): {value:.1f} dB")
     axis.set_title("validation PSNR inside the holes (fixed batch of test pairs)", fontsize=9)
     axis.set_xlabel("step", fontsize=8)
     axis.set_ylabel("dB", fontsize=8)
@@ -164,7 +166,7 @@ BIN_METRICS = (("full/psnr", "full-image PSNR (dB) ↑"), ("full/ssim", "full-im
                ("full/mae", "full-image MAE (0-255) ↓"), ("hole/psnr", "hole PSNR (dB) ↑"))
 
 
-def bins_means(per_image: pd.DataFrame, column: str) -> pd.DataFrame:
+def bins_means(per_image: pd.DataFrame, column: str, cards: Cards) -> pd.DataFrame:
     """Mean of `column` per method (columns, in the tables' order) and bin (rows, ascending).
 
     PSNR is capped at `PSNR_CAP` as in the tables (a perfect region would be infinite); NaN
@@ -172,18 +174,18 @@ def bins_means(per_image: pd.DataFrame, column: str) -> pd.DataFrame:
     """
     values = per_image[column].clip(upper=PSNR_CAP) if column.endswith("/psnr") else per_image[column]
     means = values.groupby([per_image["bin"], per_image["method"]]).mean().unstack("method")
-    return means.reindex(index=bin_order(per_image["bin"]), columns=method_order(per_image))
+    return means.reindex(index=bin_order(per_image["bin"]), columns=method_order(per_image, cards))
 
 
-def bins_figure(per_image: pd.DataFrame) -> Figure:
+def bins_figure(per_image: pd.DataFrame, cards: Cards) -> Figure:
     """One panel per metric of `BIN_METRICS`; x = hole-ratio bin, one line per method."""
     figure, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     for axis, (column, title) in zip(axes.flat, BIN_METRICS):
-        means = bins_means(per_image, column)
+        means = bins_means(per_image, column, cards)
         positions = np.arange(len(means.index))
         for index, method in enumerate(means.columns):
-            axis.plot(positions, means[method].to_numpy(), marker="o", markersize=4, color=_color(method, index),
-                      label=DISPLAY.get(method, method))
+            axis.plot(positions, means[method].to_numpy(), marker="o", markersize=4,
+                      color=_color(method, index, cards), label=cards.display(method))
         axis.set_xticks(positions, means.index, fontsize=7)
         axis.set_xlabel("hole-to-image ratio", fontsize=8)
         axis.set_title(title, fontsize=9)

@@ -4,11 +4,11 @@
     table2_foreground  Table 2: the foreground region (M_F = 1: face skin + hair)
     table3_hole        the hole region only
     table4_bins        every method per hole-ratio bin (whole image)
-    table5_paired      Ours against every other method: paired differences and tests
+    table5_paired      the proposed method against every other: paired differences and tests
 
 Each as `.csv`, `.md` and `.tex` under `reports/tables/`. Tables 1 and 2 put
 the paper's published values under each method's row, labelled `published`.
-Every measured mean carries its bootstrap interval (`fgi.stats`): `mean ± half
+Every measured mean carries its bootstrap interval (`fgi.evaluation.stats`): `mean ± half
 width` in md/tex, `<metric> ci_low` / `<metric> ci_high` columns in csv.
 `fgi tables` rebuilds them from `reports/per_image.csv` and `reports/fid.json`
 without recomputing a metric.
@@ -23,21 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fgi import files, stats
+from fgi import files
+from fgi.evaluation import stats
+from fgi.evaluation.cards import CARDS, Cards, load_cards
 
 METRICS = ("mse", "mae", "fid", "psnr", "ssim", "lpips")
 HEADERS = {"mse": "MSE ↓", "mae": "MAE ↓", "fid": "FID ↓", "psnr": "PSNR ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓"}
-METHODS = ("ce", "pconv", "gc", "ours", "biharmonic")
-DISPLAY = {"ce": "CE", "pconv": "PConv", "gc": "GC", "ours": "Ours", "biharmonic": "Biharmonic"}
-AUTHORS = {"ce": "Pathak et al. [3]", "pconv": "Liu et al. [4]", "gc": "Yu et al. [6]",
-           "ours": "Foreground-guided", "biharmonic": "scikit-image (reference)"}
-# Jam et al., Tables 1 and 2: 3,000 CelebA-HQ test images at 256².
-PUBLISHED = {
-    "full": {"ce": (133.481, 129.30, 29.96, 27.71, 0.76), "pconv": (124.62, 105.94, 15.86, 28.82, 0.90),
-             "gc": (102.42, 43.10, 4.29, 39.96, 0.92), "ours": (194.86, 57.38, 9.63, 34.35, 0.92)},
-    "foreground": {"ce": (133.481, 129.30, 27.38, 27.71, 0.76), "pconv": (102.72, 4.35, 7.99, 29.24, 0.87),
-                   "gc": (29.14, 1.47, 2.23, 35.33, 0.95), "ours": (26.01, 2.58, 1.19, 37.38, 0.96)},
-}
 TABLES = {"table1_full": "full", "table2_foreground": "foreground", "table3_hole": "hole"}
 PSNR_CAP = 100.0
 PER_IMAGE_METRICS = ("mse", "mae", "psnr", "ssim", "lpips")  # FID is a distance between sets: no per-pair value
@@ -61,15 +52,14 @@ DEFINITIONS = (
 )
 
 
-def method_order(per_image: pd.DataFrame) -> list[str]:
-    present = list(dict.fromkeys(per_image["method"]))
-    return [m for m in METHODS if m in present] + [m for m in present if m not in METHODS]
+def method_order(per_image: pd.DataFrame, cards: Cards) -> list[str]:
+    return cards.order(per_image["method"])
 
 
-def summarise(per_image: pd.DataFrame, region: str, fid: dict) -> dict[str, dict[str, float | None]]:
+def summarise(per_image: pd.DataFrame, region: str, fid: dict, cards: Cards) -> dict[str, dict[str, float | None]]:
     """{method: {metric: mean}} for one region; FID from `fid` (None = n/a)."""
     result = {}
-    for method in method_order(per_image):
+    for method in method_order(per_image, cards):
         rows = per_image[per_image["method"] == method]
         psnr = rows[f"{region}/psnr"].clip(upper=PSNR_CAP)
         lpips = rows[f"{region}/lpips"].mean() if f"{region}/lpips" in rows else None  # older runs lack it
@@ -81,7 +71,7 @@ def summarise(per_image: pd.DataFrame, region: str, fid: dict) -> dict[str, dict
     return result
 
 
-def paired_values(per_image: pd.DataFrame, region: str, metric: str) -> pd.DataFrame:
+def paired_values(per_image: pd.DataFrame, region: str, metric: str, cards: Cards) -> pd.DataFrame:
     """(pairs, methods) values of one metric, rows in image_id order, PSNR capped as in the means;
     only the pairs where every method has a value (an empty foreground has none). Empty when
     the metric was not measured (an older run, or LPIPS without its weights)."""
@@ -90,19 +80,19 @@ def paired_values(per_image: pd.DataFrame, region: str, metric: str) -> pd.DataF
         raise ValueError("the methods were not evaluated on the same test pairs")
     column = f"{region}/{metric}"
     if column not in per_image:
-        return pd.DataFrame(columns=method_order(per_image))
+        return pd.DataFrame(columns=method_order(per_image, cards))
     values = per_image.pivot(index="image_id", columns="method", values=column).sort_index()
-    values = values[method_order(per_image)].dropna()
+    values = values[method_order(per_image, cards)].dropna()
     return values.clip(upper=PSNR_CAP) if metric == "psnr" else values
 
 
-def intervals(per_image: pd.DataFrame, region: str, bootstrap) -> dict[str, dict[str, tuple[float, float]]]:
+def intervals(per_image: pd.DataFrame, region: str, bootstrap, cards: Cards) -> dict[str, dict[str, tuple[float, float]]]:
     """{method: {metric: (low, high)}}: the bootstrap interval of each per-pair mean, one set of
     resamples for every method (paired)."""
-    result: dict[str, dict[str, tuple[float, float]]] = {m: {} for m in method_order(per_image)}
+    result: dict[str, dict[str, tuple[float, float]]] = {m: {} for m in method_order(per_image, cards)}
     indices = None
     for metric in PER_IMAGE_METRICS:
-        values = paired_values(per_image, region, metric)
+        values = paired_values(per_image, region, metric, cards)
         if values.empty:
             continue
         if indices is None or indices.shape[1] != len(values):  # the same pairs share one set
@@ -117,22 +107,22 @@ def _with_ci(row: dict, header: str, interval: tuple[float, float] | None) -> No
     row[header + CI_SUFFIXES[0]], row[header + CI_SUFFIXES[1]] = low, high
 
 
-def comparison_frame(summary: dict, region: str, cis: dict | None = None) -> pd.DataFrame:
+def comparison_frame(summary: dict, region: str, cards: Cards, cis: dict | None = None) -> pd.DataFrame:
     rows = []
     for method, values in summary.items():
-        row = {"Method": DISPLAY.get(method, method), "Author": AUTHORS.get(method, "external"),
+        row = {"Method": cards.display(method), "Author": cards.citation(method),
                "Values": "this run", **{HEADERS[m]: values[m] for m in METRICS}}
         for metric in METRICS:
             _with_ci(row, HEADERS[metric], (cis or {}).get(method, {}).get(metric))
         rows.append(row)
-        published = PUBLISHED.get(region, {}).get(method)
+        published = cards.get(method, {}).get("published", {}).get(region)
         if published:
-            rows.append({"Method": DISPLAY[method], "Author": AUTHORS[method], "Values": "published",
+            rows.append({"Method": cards.display(method), "Author": cards.citation(method), "Values": "published",
                          **dict(zip((HEADERS[m] for m in METRICS), published))})
     return pd.DataFrame(rows)
 
 
-def bins_frame(per_image: pd.DataFrame, bootstrap=None) -> pd.DataFrame:
+def bins_frame(per_image: pd.DataFrame, cards: Cards, bootstrap=None) -> pd.DataFrame:
     """One row per method and hole-ratio bin, bins in ascending order; with `bootstrap`, each
     mean's interval over the bin's pairs (paired across methods within the bin)."""
     labels = sorted(per_image["bin"].unique(), key=lambda label: float(label.strip("(").split(",")[0]))
@@ -142,7 +132,7 @@ def bins_frame(per_image: pd.DataFrame, bootstrap=None) -> pd.DataFrame:
     cis: dict[tuple[str, str, str], tuple[float, float]] = {}
     if bootstrap is not None:
         # One (pairs, methods) table per column, sliced per bin: every pair sits in one bin.
-        wide = {header: paired_values(per_image, *column.split("/")) for header, column in columns.items()}
+        wide = {header: paired_values(per_image, *column.split("/"), cards) for header, column in columns.items()}
         bin_of_pair = per_image.drop_duplicates("image_id").set_index("image_id")["bin"]
         for index, label in enumerate(labels):
             pairs = bin_of_pair.index[bin_of_pair == label]
@@ -155,11 +145,11 @@ def bins_frame(per_image: pd.DataFrame, bootstrap=None) -> pd.DataFrame:
                     cis[method, label, header] = stats.percentile_ci(values[method].to_numpy(), indices,
                                                                      bootstrap.level)
     rows = []
-    for method in method_order(per_image):
+    for method in method_order(per_image, cards):
         of_method = per_image[per_image["method"] == method]
         for label in labels:
             group = of_method[of_method["bin"] == label]
-            row = {"Method": DISPLAY.get(method, method), "Hole ratio": label, "Images": len(group)}
+            row = {"Method": cards.display(method), "Hole ratio": label, "Images": len(group)}
             for header, column in columns.items():
                 values = group[column].clip(upper=PSNR_CAP) if column.endswith("psnr") else group[column]
                 row[header] = values.mean()
@@ -170,15 +160,17 @@ def bins_frame(per_image: pd.DataFrame, bootstrap=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def paired_frame(per_image: pd.DataFrame, bootstrap, reference: str = "ours") -> pd.DataFrame:
-    """Table 5: for every other method, region and per-pair metric, the mean of (reference − method)
+def paired_frame(per_image: pd.DataFrame, bootstrap, cards: Cards) -> pd.DataFrame:
+    """Table 5: for every other method, region and per-pair metric, the mean of (proposed − method)
     over the pairs, its paired bootstrap interval, the Wilcoxon signed-rank p-value and its
-    Holm-adjusted value over every test of the table."""
+    Holm-adjusted value over every test of the table. Empty without a `proposed` method."""
+    reference = cards.proposed()
+    us = cards.display(reference)
     rows = []
     for region in TABLES.values():
         indices = None
         for metric in PER_IMAGE_METRICS:
-            values = paired_values(per_image, region, metric)
+            values = paired_values(per_image, region, metric, cards)
             if reference not in values.columns:
                 return pd.DataFrame()
             if values.empty:
@@ -188,25 +180,26 @@ def paired_frame(per_image: pd.DataFrame, bootstrap, reference: str = "ours") ->
             for method in (m for m in values.columns if m != reference):
                 difference = (values[reference] - values[method]).to_numpy()
                 low, high = stats.percentile_ci(difference, indices, bootstrap.level)
-                rows.append({"Ours vs": DISPLAY.get(method, method), "Region": region,
+                rows.append({f"{us} vs": cards.display(method), "Region": region,
                              "Metric": HEADERS[metric], "Pairs": len(difference),
-                             "Ours − other": difference.mean(), "Ours − other ci_low": low,
-                             "Ours − other ci_high": high, "Wilcoxon p": stats.wilcoxon_p(difference)})
+                             f"{us} − other": difference.mean(), f"{us} − other ci_low": low,
+                             f"{us} − other ci_high": high, "Wilcoxon p": stats.wilcoxon_p(difference)})
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
     frame["Holm p"] = stats.holm(frame["Wilcoxon p"].tolist())
-    frame["Better"] = [verdict(row, 1.0 - bootstrap.level) for row in frame.to_dict("records")]
+    frame["Better"] = [verdict(row, 1.0 - bootstrap.level, us) for row in frame.to_dict("records")]
     return frame
 
 
-def verdict(row: dict, alpha: float) -> str:
-    """Who is better on this row at the Holm-adjusted level `alpha`, or `—` when the test does not say."""
+def verdict(row: dict, alpha: float, us: str) -> str:
+    """Who is better on this row at the Holm-adjusted level `alpha`, or `—` when the test does not say;
+    `us` is the proposed method's display name."""
     if row["Holm p"] >= alpha:
         return "—"
     lower_is_better = row["Metric"].split()[0].lower() in LOWER_IS_BETTER
-    ours_better = (row["Ours − other"] < 0) == lower_is_better
-    return "Ours" if ours_better else row["Ours vs"]
+    proposed_better = (row[f"{us} − other"] < 0) == lower_is_better
+    return us if proposed_better else row[f"{us} vs"]
 
 
 def _cell(value) -> str:
@@ -248,7 +241,7 @@ def display_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
             low = frame.at[index, low_key] if low_key in frame else None
             high = frame.at[index, high_key] if high_key in frame else None
             if text != "n/a" and low is not None and not pd.isna(low):
-                if column.startswith("Ours −"):
+                if column.endswith(" − other"):
                     text = f"{value:+.{4 if abs(value) < 1 else 2}f} [{_like(low, value)}, {_like(high, value)}]"
                 else:
                     text += f" ± {_like((high - low) / 2, value)}"
@@ -281,7 +274,7 @@ def to_latex(frame: pd.DataFrame, title: str, note: str) -> str:
 
 TITLES = {"table1_full": "Table 1: the whole image", "table2_foreground": "Table 2: the foreground region (face + hair)",
           "table3_hole": "Table 3: the hole region", "table4_bins": "Table 4: per hole-ratio bin (whole image)",
-          "table5_paired": "Table 5: Ours against each other method, paired over the test pairs"}
+          "table5_paired": "Table 5: {us} against each other method, paired over the test pairs"}
 
 
 def interval_note(bootstrap) -> str:
@@ -291,8 +284,8 @@ def interval_note(bootstrap) -> str:
             "between two sets of images, with no per-pair value, so it has no interval here.")
 
 
-def paired_note(bootstrap, tests: int) -> str:
-    return (f"Ours − other: the mean over the test pairs of Ours's value minus the other method's on the same "
+def paired_note(bootstrap, tests: int, us: str) -> str:
+    return (f"{us} − other: the mean over the test pairs of {us}'s value minus the other method's on the same "
             f"pair, with its {bootstrap.level:.0%} paired bootstrap interval [low, high] ({bootstrap.resamples:,} "
             f"resamples, seed {bootstrap.seed}). Wilcoxon p: two-sided Wilcoxon signed-rank test of those "
             "differences (scipy; zero differences dropped; 1 when every difference is 0). Holm p: the "
@@ -301,28 +294,34 @@ def paired_note(bootstrap, tests: int) -> str:
             "value and is not tested. " + DEFINITIONS)
 
 
-def write_table(frame: pd.DataFrame, out: Path, name: str, note: str = DEFINITIONS) -> None:
+def title(name: str, cards: Cards) -> str:
+    return TITLES[name].format(us=cards.display(cards.proposed() or "the proposed method"))
+
+
+def write_table(frame: pd.DataFrame, out: Path, name: str, heading: str, note: str = DEFINITIONS) -> None:
     files.write_text_atomic(out / f"{name}.csv", frame.to_csv(index=False))
-    files.write_text_atomic(out / f"{name}.md", to_markdown(frame, TITLES[name], note))
-    files.write_text_atomic(out / f"{name}.tex", to_latex(frame, TITLES[name], note))
+    files.write_text_atomic(out / f"{name}.md", to_markdown(frame, heading, note))
+    files.write_text_atomic(out / f"{name}.tex", to_latex(frame, heading, note))
 
 
-def build_tables(per_image: pd.DataFrame, fid: dict, out: Path, bootstrap) -> dict:
+def build_tables(per_image: pd.DataFrame, fid: dict, out: Path, bootstrap, cards: Cards) -> dict:
     """Write every table; return the measured means for `reports/metrics.json`."""
     measured, note = {}, interval_note(bootstrap) + " " + DEFINITIONS
     for name, region in TABLES.items():
-        summary = summarise(per_image, region, fid)
+        summary = summarise(per_image, region, fid, cards)
         measured[name] = summary
-        write_table(comparison_frame(summary, region, intervals(per_image, region, bootstrap)), out, name, note)
-    write_table(bins_frame(per_image, bootstrap), out, "table4_bins", note)
-    paired = paired_frame(per_image, bootstrap)
+        write_table(comparison_frame(summary, region, cards, intervals(per_image, region, bootstrap, cards)),
+                    out, name, title(name, cards), note)
+    write_table(bins_frame(per_image, cards, bootstrap), out, "table4_bins", title("table4_bins", cards), note)
+    paired = paired_frame(per_image, bootstrap, cards) if cards.proposed() else pd.DataFrame()
     if not paired.empty:
-        write_table(paired, out, "table5_paired", paired_note(bootstrap, len(paired)))
+        write_table(paired, out, "table5_paired", title("table5_paired", cards),
+                    paired_note(bootstrap, len(paired), cards.display(cards.proposed())))
     return measured
 
 
 def rebuild(reports: Path, bootstrap) -> dict:
-    """`fgi tables`: the tables again from the saved per-image rows and FID values."""
+    """`fgi tables`: the tables again from the saved per-image rows, FID values and method cards."""
     per_image = pd.read_csv(reports / "per_image.csv", dtype={"image_id": str})
     fid = json.loads((reports / "fid.json").read_text()) if (reports / "fid.json").exists() else {}
-    return build_tables(per_image, fid, reports / "tables", bootstrap)
+    return build_tables(per_image, fid, reports / "tables", bootstrap, load_cards(reports / CARDS))

@@ -5,7 +5,7 @@ masks, every method's composited outputs, the training curves, the per-image
 metrics and Tables 1-4) and writes under `out/`:
 
     figures/fig3_foreground.png   Fig. 3 of Jam et al.: test images and their foreground masks M_F
-    figures/fig4_comparison.png   Fig. 4: masked input | CE | PConv | GC | Ours | Biharmonic | ground truth
+    figures/fig4_comparison.png   Fig. 4: masked input | each method | ground truth
     figures/fig5_foreground.png   Fig. 5: the same rows, only the foreground region shown
     figures/training_curves.png   generator loss and validation hole-PSNR of each learned model
     figures/metrics_by_bin.png    PSNR, SSIM, MAE and hole PSNR per hole-ratio bin
@@ -29,11 +29,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from fgi import figures, files, tracking
-from fgi.config import LEARNED_MODELS, Params, to_dict
-from fgi.data.holes import read_csv
+from fgi import files, tracking
+from fgi.config import Params, to_dict
+from fgi.data.layout import read_csv
 from fgi.errors import UserError
-from fgi.tables import DEFINITIONS, DISPLAY, METHODS, PSNR_CAP, TABLES, TITLES
+from fgi.evaluation import figures
+from fgi.evaluation.cards import CARD, CARDS, Cards, load_cards
+from fgi.evaluation.tables import DEFINITIONS, PSNR_CAP, TABLES, TITLES, title
 
 TABLE_NAMES = (*TABLES, "table4_bins", "table5_paired")
 FIGURES = {  # name: (heading, caption)
@@ -72,12 +74,17 @@ def pick_pairs(pairs: list[dict], samples_per_bin: int) -> list[dict]:
     return picked
 
 
-def load_pair(root: Path, pair: dict) -> dict:
+def compared(root: Path, cards: Cards) -> list[str]:
+    """The methods the pipeline predicted (not `eval.external`'s), in the tables' order."""
+    return [method for method in cards if (root / "data/predictions" / method / CARD).is_file()]
+
+
+def load_pair(root: Path, pair: dict, methods: list[str]) -> dict:
     """Ground truth, hole, M_F and every method's output of one test pair, as arrays."""
     image_id = pair["image_id"]
     outputs = {method: files.load_image_rgb(need(root / "data/predictions" / method / f"{image_id}.png",
                                                  f"predict@{method}"))
-               for method in METHODS}
+               for method in methods}
     return {"image_id": image_id, "bin": pair["bin"], "hole_ratio": float(pair["hole_ratio"]),
             "truth": files.load_image_rgb(need(root / "data/prepared/images" / f"{image_id}.png", "prepare")),
             "hole": files.load_mask(need(root / "data/holes" / pair["mask"], "holes")),
@@ -92,25 +99,29 @@ def revision(root: Path) -> dict:
             "dvc_lock": hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None}
 
 
-def read_curves(root: Path) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
-    """Each learned model's `curve.csv` and `val.csv`, in the tables' order."""
+def read_curves(root: Path, cards: Cards) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """Each learned method's `curve.csv` and `val.csv`, in the tables' order."""
     curves, validation = {}, {}
-    for model in (method for method in METHODS if method in LEARNED_MODELS):
+    for model in (method for method in compared(root, cards) if cards[method]["learned"]):
         curves[model] = pd.read_csv(need(root / "models" / model / "curve.csv", f"train@{model}"))
         validation[model] = pd.read_csv(need(root / "models" / model / "val.csv", f"train@{model}"))
     return curves, validation
 
 
-def validation_reference(per_image: pd.DataFrame, pairs: list[dict], val_images: int) -> float:
-    """Biharmonic's hole PSNR on the training loop's validation pairs (the first `val_images`
-    test pairs, one per image), averaged as `fgi.train.validate` averages: +inf capped."""
+def validation_reference(per_image: pd.DataFrame, pairs: list[dict], val_images: int,
+                         cards: Cards) -> tuple[str, float] | None:
+    """The reference method (no training) and its hole PSNR on the training loop's validation pairs
+    (the first `val_images` test pairs, one per image), averaged as training validates: +inf capped."""
+    reference = next(iter(cards.with_role("reference")), None)
+    if reference is None:
+        return None
     val_ids = {pair["image_id"] for pair in pairs[:val_images]}
-    rows = per_image[(per_image["method"] == "biharmonic") & per_image["image_id"].astype(str).isin(val_ids)]
-    return float(np.minimum(rows["hole/psnr"], PSNR_CAP).mean()) if len(rows) else float("nan")
+    rows = per_image[(per_image["method"] == reference) & per_image["image_id"].astype(str).isin(val_ids)]
+    return reference, float(np.minimum(rows["hole/psnr"], PSNR_CAP).mean()) if len(rows) else float("nan")
 
 
 def draw_figures(params: Params, root: Path, out: Path, pairs: list[dict], per_image: pd.DataFrame,
-                 curves: dict[str, pd.DataFrame], validation: dict[str, pd.DataFrame]) -> dict[str, Path]:
+                 curves: dict[str, pd.DataFrame], validation: dict[str, pd.DataFrame], cards: Cards) -> dict[str, Path]:
     """Write the five figures under `out/figures/`; return {name: path}."""
     dpi = params.report.dpi
     paths = {name: out / "figures" / f"{name}.png" for name in FIGURES}
@@ -122,14 +133,15 @@ def draw_figures(params: Params, root: Path, out: Path, pairs: list[dict], per_i
                for image_id in faces]
     figures.save_figure(figures.foreground_figure(samples), paths["fig3_foreground"], dpi)
 
-    rows = [load_pair(root, pair) for pair in pick_pairs(pairs, params.report.samples_per_bin)]
-    figures.save_figure(figures.comparison_figure(rows, list(METHODS)), paths["fig4_comparison"], dpi)
-    figures.save_figure(figures.comparison_figure(rows, list(METHODS), foreground_only=True),
+    methods = compared(root, cards)
+    rows = [load_pair(root, pair, methods) for pair in pick_pairs(pairs, params.report.samples_per_bin)]
+    figures.save_figure(figures.comparison_figure(rows, methods, cards), paths["fig4_comparison"], dpi)
+    figures.save_figure(figures.comparison_figure(rows, methods, cards, foreground_only=True),
                         paths["fig5_foreground"], dpi)
 
-    reference = validation_reference(per_image, pairs, params.train.val_images)
-    figures.save_figure(figures.curves_figure(curves, validation, reference), paths["training_curves"], dpi)
-    figures.save_figure(figures.bins_figure(per_image), paths["metrics_by_bin"], dpi)
+    reference = validation_reference(per_image, pairs, params.train.val_images, cards)
+    figures.save_figure(figures.curves_figure(curves, validation, cards, reference), paths["training_curves"], dpi)
+    figures.save_figure(figures.bins_figure(per_image, cards), paths["metrics_by_bin"], dpi)
     return paths
 
 
@@ -141,7 +153,7 @@ def _cell(text) -> str:
 
 
 def render_markdown(params: Params, pairs: list[dict], provenance: dict, tables: dict[str, str],
-                    ids: dict) -> str:
+                    ids: dict, cards: Cards) -> str:
     labels = figures.bin_order(pair["bin"] for pair in pairs)
     per_bin = {label: sum(pair["bin"] == label for pair in pairs) for label in labels}
     weights = ", ".join(f"{name}: {entry.get('status', '?')}" for name, entry in provenance.items())
@@ -149,15 +161,15 @@ def render_markdown(params: Params, pairs: list[dict], provenance: dict, tables:
     lines = [
         f"# fgi report: profile `{params.profile}`", "",
         "A run of the pipeline reproducing Jam et al., *Foreground-guided Facial Inpainting with Fidelity "
-        "Preservation*, with the baselines CE, PConv and GC and a biharmonic reference, all on the same "
-        "fixed test pairs.", "",
+        "Preservation*: " + ", ".join(f"{card['display']} ({card['citation']})" for card in cards.values())
+        + ", all on the same fixed test pairs.", "",
         "## Run", "",
         "| what | value |", "| --- | --- |",
         f"| profile | `{params.profile}` |",
         f"| git commit | `{ids['git_commit']}` |",
         f"| dvc.lock | {lock} |",
         f"| test pairs | {len(pairs)}: " + ", ".join(f"{n} in {label}" for label, n in per_bin.items()) + " |",
-        f"| methods | {', '.join(DISPLAY[m] for m in METHODS)} |",
+        f"| methods | {', '.join(cards.display(m) for m in cards)} |",
         f"| weights | {weights} |",
         "", "## Weights provenance", "",
         "| network | status | source | sha256 or reason |", "| --- | --- | --- | --- |",
@@ -167,7 +179,7 @@ def render_markdown(params: Params, pairs: list[dict], provenance: dict, tables:
         lines.append(f"| {_cell(name)} | {_cell(entry.get('status', '?'))} | {_cell(entry.get('source', ''))} "
                      f"| {_cell(detail)} |")
     lines += ["", "## Tables", ""]
-    for index, name in enumerate(TABLE_NAMES):
+    for index, name in enumerate(tables):
         text = tables[name].strip()
         if index:  # every table file repeats the same definitions; the page states them once
             text = text.replace(DEFINITIONS, f"Definitions as under {TITLES[TABLE_NAMES[0]].split(':')[0]}.")
@@ -280,15 +292,18 @@ def build_report(params: Params, root: Path = Path("."), out: Path = Path("repor
     # Every table and curve is read before the first figure is drawn: a missing one fails in a second.
     provenance = json.loads(need(root / "data/weights/provenance.json", "weights").read_text())
     per_image = pd.read_csv(need(root / "reports/per_image.csv", "evaluate"), dtype={"image_id": str})
-    curves, validation = read_curves(root)
-    tables = {name: need(root / "reports/tables" / f"{name}.md", "evaluate").read_text() for name in TABLE_NAMES}
-    for name in TABLE_NAMES:
-        if not tables[name].lstrip().startswith(f"### {TITLES[name]}"):
-            raise UserError(f"{root / 'reports/tables' / name}.md: not a table `fgi.tables` wrote; "
+    cards = load_cards(need(root / "reports" / CARDS, "evaluate"))
+    curves, validation = read_curves(root, cards)
+    # Table 5 compares the proposed method with the rest: a comparison without one has no Table 5.
+    names = [name for name in TABLE_NAMES if name != "table5_paired" or cards.proposed()]
+    tables = {name: need(root / "reports/tables" / f"{name}.md", "evaluate").read_text() for name in names}
+    for name in names:
+        if not tables[name].lstrip().startswith(f"### {title(name, cards)}"):
+            raise UserError(f"{root / 'reports/tables' / name}.md: not a table `fgi.evaluation.tables` wrote; "
                             "run `dvc repro evaluate` (or `fgi tables`)")
 
-    paths = draw_figures(params, root, out, pairs, per_image, curves, validation)
-    markdown = render_markdown(params, pairs, provenance, tables, revision(root))
+    paths = draw_figures(params, root, out, pairs, per_image, curves, validation, cards)
+    markdown = render_markdown(params, pairs, provenance, tables, revision(root), cards)
     files.write_text_atomic(out / "report.md", markdown)
     images = {f"figures/{path.name}": path.read_bytes() for path in paths.values()}
     page = markdown_to_html(markdown, images, f"fgi report: profile {params.profile}")

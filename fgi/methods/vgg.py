@@ -74,6 +74,8 @@ def _layer_indices() -> dict[str, int]:
 
 
 LAYER_INDEX = _layer_indices()
+# The layers a params file may name (a method's `vgg_layers`).
+VGG_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "pool1", "pool2", "pool3", "pool4", "pool5")
 
 
 def sha256_of(path: Path) -> str:

@@ -1,6 +1,6 @@
-"""Architecture table: parameter counts and a layer summary of every network.
+"""Architecture table: parameter counts and a layer summary of every learned method's networks.
 
-    python -m fgi.models.summary --size 256 --width 1.0
+    python -m fgi.methods.summary --size 256 --width 1.0
 
 prints the Markdown table the README carries (at the paper's 256², width 1.0).
 """
@@ -8,16 +8,14 @@ prints the Markdown table the README carries (at the paper's 256², width 1.0).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections import Counter
 
 from torch import nn
 
-from fgi.config import load_params
-from fgi.models import LEARNED, make_discriminator, make_generator, parameter_count
-
-PAPERS = {"ours": "Jam et al. (this paper)", "ce": "Pathak et al. 2016", "pconv": "Liu et al. 2018",
-          "gc": "Yu et al. 2019"}
-
+from fgi import methods
+from fgi.config import load_params, method_config
+from fgi.methods.base import parameter_count
 
 LAYER_TYPES = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.BatchNorm2d, nn.InstanceNorm2d, nn.LayerNorm)
 
@@ -44,12 +42,14 @@ def table(size: int, width: float, params_file: str = "configs/paper.yaml") -> s
     params = load_params(params_file)
     lines = ["| model | paper | generator params | generator layers | discriminator params | discriminator layers |",
              "| --- | --- | ---: | --- | ---: | --- |"]
-    for name in LEARNED:
-        cfg = getattr(params.models, name)
-        cfg = type(cfg)(**{**cfg.__dict__, "width": width})
-        generator = make_generator(name, cfg, size)
-        discriminator = make_discriminator(name, cfg, size)
-        lines.append(f"| {name} | {PAPERS[name]} | {millions(generator)} | {layer_summary(generator)} | "
+    for name in params.methods:
+        method = methods.get(name)
+        if not method.learned:
+            continue
+        cfg = dataclasses.replace(method_config(params, name), width=width)
+        generator = method.generator(cfg, size)
+        discriminator = method.discriminator(cfg, size) if method.discriminator else None
+        lines.append(f"| {name} | {method.citation} | {millions(generator)} | {layer_summary(generator)} | "
                      f"{millions(discriminator)} | {layer_summary(discriminator)} |")
     return "\n".join(lines)
 

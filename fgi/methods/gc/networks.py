@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from fgi.errors import UserError
-from fgi.models.contextual_attention import ContextualAttention, same_padding
+from fgi.methods.gc.contextual_attention import ContextualAttention, same_padding
 
 PAPER_CNUM = 48  # the released generator's base width
 PAPER_DILATIONS = (2, 4, 8, 16)

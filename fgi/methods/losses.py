@@ -55,7 +55,7 @@ def foreground_perceptual(
 ) -> torch.Tensor:
     """Jam et al. Eq. 3, L_pF = Σ_i ||M_F ⊙ [φ_i(reference) - φ_i(I_pred)]||_2 / N_i.
 
-    φ_i are VGG16 feature maps (`fgi.models.vgg.VGG16Features`). M_F is
+    φ_i are VGG16 feature maps (`fgi.methods.vgg.VGG16Features`). M_F is
     resized to each map with area interpolation, i.e. averaged over the
     pixels a feature cell pools, so boundary cells are weighted by their
     foreground fraction. Squared L2 over elements as in Eq. 2, summed over

@@ -3,11 +3,12 @@
 Writes `reports/per_image.csv` (one row per method and test pair: MSE, MAE,
 PSNR, SSIM and LPIPS over the full image, the foreground and the hole),
 `reports/fid.json` (FID per method and region, `null` = n/a),
-`reports/tables/` (Tables 1-4, see `fgi.tables`) and `reports/metrics.json`
+`reports/tables/` (Tables 1-4, see `fgi.evaluation.tables`) and `reports/metrics.json`
 (every measured table value, for `dvc metrics show/diff`).
 
-Methods: the four learned models and biharmonic from `data/predictions/`,
-plus `eval.external` (name: folder of `<image_id>.png` made elsewhere). FID
+Methods: those of `methods` in params.yaml, from `data/predictions/` with
+their cards (`fgi.evaluation.cards`, collected in `reports/methods.json`), plus
+`eval.external` (name: folder of `<image_id>.png` made elsewhere). FID
 needs the pretrained Inception (`data/weights`) and LPIPS the pretrained
 VGG16; with random-init weights each is n/a, never a number.
 """
@@ -20,24 +21,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fgi import files, metrics, tables
+from fgi import files
+from fgi.evaluation import metrics, tables
+from fgi.evaluation.cards import CARDS, Cards, external, read_card, write_cards
 from fgi.config import Params
-from fgi.data.holes import read_csv
+from fgi.data.layout import read_csv
 from fgi.errors import UserError
-from fgi.lpips_score import LPIPS
-from fgi.weights import load_provenance, weights_file
+from fgi.evaluation.lpips_score import LPIPS
+from fgi.data.weights import load_provenance, weights_file
 
 REGIONS = ("full", "foreground", "hole")
 
 
-def method_folders(params: Params, predictions: Path) -> dict[str, Path]:
-    folders = {method: predictions / method for method in tables.METHODS}
+def method_folders(params: Params, predictions: Path) -> tuple[dict[str, Path], Cards]:
+    """The outputs of every method of `methods` (in that order), then of `eval.external`, and their cards."""
+    folders = {method: predictions / method for method in params.methods}
+    found = Cards((method, read_card(folder, method)) for method, folder in folders.items())
     for name, folder in params.eval.external.items():
         if not Path(folder).is_dir():
             raise UserError(f"eval.external.{name}: {folder} is not a folder; give the folder of "
                             "<image_id>.png outputs")
         folders[name] = Path(folder)
-    return folders
+        found[name] = external(name)
+    return folders, found
 
 
 def jobs_for(folders: dict[str, Path], pairs: list[dict], prepared: Path, foreground: Path,
@@ -113,13 +119,15 @@ def evaluate(params: Params, predictions: Path = Path("data/predictions"), prepa
     """Metrics, FID and tables for every method; returns the measured table values."""
     cache.mkdir(parents=True, exist_ok=True)
     pairs = read_csv(holes / "test_pairs.csv")
-    jobs = jobs_for(method_folders(params, predictions), pairs, prepared, foreground, holes)
+    folders, cards = method_folders(params, predictions)
+    jobs = jobs_for(folders, pairs, prepared, foreground, holes)
     per_image = metrics.per_image_table(jobs, workers=params.eval.workers)
     for column, values in lpips_columns(params, jobs, weights).items():
         per_image[column] = values
     files.write_text_atomic(reports / "per_image.csv", per_image.to_csv(index=False))
     fid = compute_fid(params, jobs, weights, cache)
     files.write_json_atomic(reports / "fid.json", fid)
-    measured = tables.build_tables(per_image, fid, reports / "tables", params.eval.bootstrap)
+    write_cards(reports / CARDS, cards)
+    measured = tables.build_tables(per_image, fid, reports / "tables", params.eval.bootstrap, cards)
     files.write_json_atomic(reports / "metrics.json", measured)
     return measured

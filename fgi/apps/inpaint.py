@@ -23,10 +23,10 @@ resized back; only the hole pixels of the output come from it. Conventions:
   the downscale and nothing under the hole reaches the model's input.
 * an empty mask returns the image (as 8-bit RGB) without running the model.
 * `--face-crop`: a photo is not an aligned face; inpaint a square around the
-  face instead (or around the hole when no face is found), see `fgi.facecrop`.
+  face instead (or around the hole when no face is found), see `fgi.apps.facecrop`.
 * `--model-uri`: a generator the train stage logged (`model.pt`), read
   without unpickling; a pickled MLflow model runs its author's code on load
-  and needs `--trust-pickled-model` (`fgi.tracking.load_mlflow_generator`).
+  and needs `--trust-pickled-model` (`fgi.inference.load_mlflow_generator`).
 """
 
 from __future__ import annotations
@@ -37,51 +37,21 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 
 from fgi import files
+from fgi.apps.facecrop import FACE_SCALE, inpaint_cropped
+from fgi.apps.photos import hole_mask, rgb8
 from fgi.data.dataset import image_tensor, to_uint8
 from fgi.errors import UserError
-from fgi.facecrop import FACE_SCALE
-from fgi.predict import (PRECISIONS, device, for_inference, inference_autocast, load_generator,
-                         resolve_precision)
-from fgi.tracking import TRUST_FLAG, TRUST_HELP, load_mlflow_generator
+from fgi.inference import (PRECISIONS, TRUST_FLAG, TRUST_HELP, device, inference_autocast, load_generator,
+                           load_mlflow_generator, prepare_generator, resolve_precision)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
 # ---------------------------------------------------------------- pixels
-
-def _grey16_to_8(image: Image.Image) -> np.ndarray:
-    wide = np.asarray(image).astype(np.int64).clip(0, 65535)
-    return ((wide * 255 + 32767) // 65535).astype(np.uint8)  # round(v * 255 / 65535)
-
-
-def rgb8(image: Image.Image) -> np.ndarray:
-    """uint8 (H, W, 3): the image upright (EXIF) in 8-bit RGB, as described in the module docstring."""
-    image = ImageOps.exif_transpose(image)
-    if image.mode == "I" or image.mode.startswith("I;16"):
-        return np.repeat(_grey16_to_8(image)[..., None], 3, axis=2)
-    return np.asarray(image.convert("RGB"))
-
-
-def hole_mask(mask: Image.Image | np.ndarray) -> np.ndarray:
-    """bool (H, W), True = hole: an array is a hole where >= 0.5 (bool, 0/1, 0/255 all work)."""
-    if isinstance(mask, np.ndarray):
-        if mask.ndim != 2:
-            raise UserError(f"mask array: expected shape (H, W), got {mask.shape}; pass one channel")
-        return mask >= 0.5
-    mask = ImageOps.exif_transpose(mask)
-    if mask.mode == "I" or mask.mode.startswith("I;16"):
-        return _grey16_to_8(mask) >= 128
-    if "A" in mask.getbands() or "transparency" in mask.info:
-        rgba = np.asarray(mask.convert("RGBA"))
-        colour, alpha = rgba[..., :3], rgba[..., 3]
-        if (colour == colour[0, 0]).all() and alpha.min() != alpha.max():
-            return alpha >= 128
-    return np.asarray(mask.convert("L")) >= 128
-
 
 def _fit_mask(hole: np.ndarray, shape: tuple[int, int], resize_mask: bool, name: str) -> np.ndarray:
     if hole.shape == shape:
@@ -107,7 +77,7 @@ def inpaint_batch(generator, size: int, images: list[Image.Image], masks: list, 
     """Fill each image's hole with one forward pass over all that have one; RGB images back.
 
     `precision` (auto, float32, bfloat16) is the generator's compute precision, see
-    `fgi.predict.for_inference`; the composite is made in float32 either way.
+    `fgi.inference.for_inference`; the composite is made in float32 either way.
     """
     names = names or [f"image {i}" for i in range(len(images))]
     pixels = [rgb8(image) for image in images]  # each uint8 (H, W, 3)
@@ -226,7 +196,7 @@ def inpaint_paths(generator, size: int, image: Path, mask: Path, out: Path, resi
                   batch_size: int = 8, precision: str = "auto", face_scale: float | None = None) -> list[Path]:
     """Inpaint a file or a folder (masks paired by file stem); return the files written.
 
-    With `face_scale`, each image is inpainted on a face-aware crop (`fgi.facecrop`), one at a
+    With `face_scale`, each image is inpainted on a face-aware crop (`fgi.apps.facecrop`), one at a
     time, and the strategy that ran is printed."""
     image, mask, out = Path(image), Path(mask), Path(out)
     if batch_size < 1:
@@ -234,8 +204,6 @@ def inpaint_paths(generator, size: int, image: Path, mask: Path, out: Path, resi
     pairs = _pairs(image, mask)
     targets = [_destination(out, image_path, image.is_dir()) for image_path, _ in pairs]  # fail before any work
     if face_scale is not None:
-        from fgi.facecrop import inpaint_cropped
-
         for (image_path, mask_path), (path, image_format) in zip(pairs, targets):
             photo = open_image(image_path)
             hole = _fit_mask(hole_mask(open_image(mask_path)), rgb8(photo).shape[:2], resize_mask,
@@ -265,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
         _, generator, size = load_generator(Path(args.checkpoint), where)
     else:
         generator, size = load_mlflow_generator(args.model_uri, args.size, where, args.trust_pickled_model)
-    precision = for_inference(generator, args.precision, where)
+    precision = prepare_generator(generator, args.precision, where)
     written = inpaint_paths(generator, size, Path(args.image), Path(args.mask), Path(args.out),
                             resize_mask=args.resize_mask, batch_size=args.batch_size, precision=precision,
                             face_scale=args.face_scale if args.face_crop else None)

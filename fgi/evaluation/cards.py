@@ -1,0 +1,74 @@
+"""What the evaluation knows of each method: its card, read from data, never from its code.
+
+predict@<method> writes `data/predictions/<method>/method.json` (`fgi.methods.Method.card`):
+name, display name, citation, role (`proposed`, `baseline`, `reference`), whether
+it learns, and the values its paper published. `evaluate` collects the cards of
+the compared methods, in the order of `methods` in params.yaml, into
+`reports/methods.json`; the tables, figures, report, study and seeds read them
+there. So the evaluation imports no method, and a method from another package
+shows in every table under its own name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fgi import files
+from fgi.errors import UserError
+
+CARD = "method.json"
+CARDS = "methods.json"
+
+
+def external(name: str) -> dict:
+    """The card of `eval.external.<name>`: outputs made elsewhere, by a method we know nothing of."""
+    return {"name": name, "display": name, "citation": "external", "role": "baseline", "learned": False,
+            "published": {}}
+
+
+class Cards(dict):
+    """{name: card}, in the tables' order."""
+
+    def display(self, name: str) -> str:
+        return self[name]["display"] if name in self else name
+
+    def citation(self, name: str) -> str:
+        return self[name]["citation"] if name in self else "external"
+
+    def order(self, present) -> list[str]:
+        """The names in `present`, the carded ones first in card order, then the rest as they come."""
+        present = list(dict.fromkeys(present))
+        return [m for m in self if m in present] + [m for m in present if m not in self]
+
+    def with_role(self, role: str) -> list[str]:
+        return [name for name, card in self.items() if card["role"] == role]
+
+    def proposed(self) -> str | None:
+        """The method Table 5 compares with every other (the first `proposed` one)."""
+        return next(iter(self.with_role("proposed")), None)
+
+    def learned(self) -> list[str]:
+        return [name for name, card in self.items() if card["learned"]]
+
+
+def read_card(folder: Path, name: str) -> dict:
+    path = folder / CARD
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: missing or not JSON ({err}); run `dvc repro predict@{name}`") from err
+    if card.get("name") != name:
+        raise UserError(f"{path}: the card of {card.get('name')!r}, not {name!r}; run `dvc repro predict@{name}`")
+    return card
+
+
+def write_cards(path: Path, cards: Cards) -> None:
+    files.write_json_atomic(path, list(cards.values()))
+
+
+def load_cards(path: Path) -> Cards:
+    """The cards `evaluate` wrote; an older run without them gets plain names."""
+    if not path.is_file():
+        return Cards()
+    return Cards((card["name"], card) for card in json.loads(path.read_text()))

@@ -1,0 +1,93 @@
+"""What every learned method's objective shares: one training step's protocol, its optimisers.
+
+Every objective follows the same protocol: the generator runs once per step on
+the masked image; the discriminator (if any) is updated on the detached
+composite; then the generator is updated on its weighted loss terms. Losses
+are the functions of `fgi.methods.losses`; weights and learning rates come from
+the method's params section. Each method's subclass lives in its own module
+(`fgi/methods/<name>/__init__.py`).
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from fgi import methods
+from fgi.errors import UserError
+
+if TYPE_CHECKING:
+    from fgi.methods.vgg import VGG16Features
+
+
+def composite(prediction: torch.Tensor, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """Known pixels from the image, hole pixels from the prediction."""
+    return prediction * hole + image * (1 - hole)
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The bare network inside DDP and torch.compile wrappers."""
+    if isinstance(module, DistributedDataParallel):
+        module = module.module
+    return getattr(module, "_orig_mod", module)  # torch.compile's OptimizedModule
+
+
+class Objective(abc.ABC):
+    """A model's networks, optimisers and one training step."""
+
+    uses_vgg = False
+
+    def __init__(self, method, cfg: Any, size: int, vgg: Callable[[], VGG16Features] | None = None):
+        self.name, self.cfg = method.name, cfg
+        self.generator = method.generator(cfg, size)
+        self.discriminator = method.discriminator(cfg, size) if method.discriminator else None
+        self.vgg = vgg() if self.uses_vgg and vgg is not None else None
+        self.optimizers: dict[str, torch.optim.Optimizer] = {
+            "generator": torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))}
+        if self.discriminator is not None:
+            self.optimizers["discriminator"] = torch.optim.Adam(
+                self.discriminator.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+
+    def to(self, device: torch.device, memory_format=torch.contiguous_format) -> "Objective":
+        for net in (self.generator, self.discriminator, self.vgg):
+            if net is not None:
+                net.to(device=device, memory_format=memory_format)
+        return self
+
+    def networks(self) -> dict[str, nn.Module]:
+        nets = {"generator": self.generator}
+        if self.discriminator is not None:
+            nets["discriminator"] = self.discriminator
+        return nets
+
+    def _update(self, which: str, loss: torch.Tensor) -> None:
+        optimizer = self.optimizers[which]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def schedule(self, step: int, total: int) -> None:
+        """Set the training phase for step `step` (0-based) of `total`; called before every step,
+        so a resumed run lands in the right phase. Most models have one phase."""
+
+    @abc.abstractmethod
+    def step(self, image, hole, fg_mask, autocast=contextlib.nullcontext) -> dict[str, torch.Tensor]:
+        """One update of every network; returns the loss terms."""
+
+
+def make_objective(method, cfg: Any, size: int, vgg: Callable[[], VGG16Features] | None = None) -> Objective:
+    """The training objective of learned `method` (an `fgi.methods.Method`, or its name) on its section `cfg`."""
+    if isinstance(method, str):
+        method = methods.get(method)
+    if not method.learned:
+        raise UserError(f"{method.name!r} is a classical method: it has nothing to train")
+    return method.objective(method, cfg, size, vgg)
+
+
+def parameter_count(module: nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())

@@ -1,0 +1,277 @@
+"""Structure: DVC caches that cannot go stale, and fgi's layers without import cycles.
+
+1. Every stage of dvc.yaml, as DVC resolves it (`foreach` included), lists in `deps`
+   exactly the project code its command runs: every module it imports, transitively
+   (else an edit leaves a stale cache), and no other `.py` file (else an edit that
+   cannot change its outputs reruns it). Only EXEMPT modules may be left out.
+2. fgi's modules import only from their own layer or lower ones (LAYERS), form no
+   import cycle, and import no module that does not exist.
+
+Imports are read with `ast`: every import in a file counts, also inside a function
+(it runs when the function does), except under `if TYPE_CHECKING:`. The one import
+`ast` cannot see, the method module the registry loads with importlib, is asked of
+the registry itself.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import posixpath
+from collections import deque
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("fgi", "stages")  # the top-level packages whose files are this repo's code
+
+# Modules a stage may import without listing them in its deps: none can change an output
+# DVC tracks. A file whose body is at most a docstring (an empty `__init__.py`) needs no
+# listing either: importing it runs nothing, and `inert` re-checks that on every run.
+EXEMPT = {
+    "fgi/__init__.py": "a docstring and __version__ only; no stage writes the version into an output",
+    "fgi/errors.py": "error types and exit codes: a failing stage writes no output",
+    "fgi/progress.py": "tqdm progress bars on stderr: they show progress and compute nothing",
+}
+# Not fgi/tracking.py: besides MLflow logging it computes git_commit(), which the report
+# stage writes into report.md, a DVC output.
+
+# fgi's layers, lowest first; docs/design.md documents this order. A module may import from
+# its own layer or lower ones. "x" matches module x only, "x.*" every module below x; an
+# exact entry beats a ".*" one, a longer ".*" one a shorter.
+LAYERS = (
+    ("fgi", "fgi.errors", "fgi.files", "fgi.progress"),
+    ("fgi.config", "fgi.methods", "fgi.tracking", "fgi.stage"),  # fgi.methods: the registry
+    ("fgi.data", "fgi.data.*"),
+    ("fgi.methods.*", "fgi.inference"),
+    ("fgi.evaluation", "fgi.evaluation.*"),
+    ("fgi.training", "fgi.training.*"),
+    ("fgi.apps", "fgi.apps.*"),
+    ("fgi.cli",),
+)
+
+
+# ----------------------------------------------------------------------- the import scanner
+
+@lru_cache(maxsize=None)
+def module_file(name: str) -> Path | None:
+    """This repo's file of module `name` (`x.py` or `x/__init__.py`), or None."""
+    parts = name.split(".")
+    if parts[0] not in PACKAGES:
+        return None
+    base = REPO.joinpath(*parts)
+    return next((p for p in (base.with_name(parts[-1] + ".py"), base / "__init__.py") if p.is_file()), None)
+
+
+@lru_cache(maxsize=None)
+def tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def inert(file: str) -> bool:
+    return all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in tree(REPO / file).body)
+
+
+@lru_cache(maxsize=None)
+def imports(name: str) -> frozenset[str]:
+    """The modules of PACKAGES that module `name` imports by name, existing or not (their
+    parent packages not added)."""
+    path = module_file(name)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: list[str] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: level - 1 packages up from this module's package
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(up + ([node.module] if node.module else []))
+            for alias in node.names:  # `from pkg import sub` imports module pkg.sub if there is one
+                sub = f"{base}.{alias.name}"
+                found.append(sub if alias.name != "*" and module_file(sub) else base)
+        typing_only = isinstance(node, ast.If) and "TYPE_CHECKING" in (
+            getattr(node.test, "id", None), getattr(node.test, "attr", None))
+        for child in node.orelse if typing_only else ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree(path))
+    return frozenset(m for m in found if m.split(".")[0] in PACKAGES)
+
+
+def closure(roots: list[list[str]]) -> dict[str, list[str]]:
+    """Every repo file that importing the roots runs -> the shortest import chain reaching it.
+    A root is a chain ending in a module: [module], or [how it was found, module]."""
+    chains: dict[str, list[str]] = {}
+    queue = deque((root[-1], root) for root in roots)
+    while queue:
+        name, chain = queue.popleft()
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # importing a.b.c runs a and a.b first
+            module = ".".join(parts[:i])
+            if module not in chains and module_file(module):
+                chains[module] = chain[:-1] + [module]
+                queue.extend((t, chains[module] + [t]) for t in sorted(imports(module)))
+    return {module_file(m).relative_to(REPO).as_posix(): chain for m, chain in chains.items()}
+
+
+# ----------------------------------------------------------------------- deps coverage
+
+def method_module(method: str) -> str:
+    from fgi.methods import module_name  # the registry: the module it imports for `method`
+    return module_name(method)
+
+
+def covers(dep: str, file: str) -> bool:
+    return dep in (".", file) or file.startswith(dep + "/")
+
+
+def py_files(dep: str) -> list[str]:
+    if (REPO / dep).is_dir():
+        return [p.relative_to(REPO).as_posix() for p in (REPO / dep).rglob("*.py")]
+    return [dep] if dep.endswith(".py") and (REPO / dep).is_file() else []
+
+
+def coverage_problems(stages: list[tuple[str, str, list[str]]]) -> list[str]:
+    """One line per problem over (address, cmd, repo-relative dep paths) of each stage.
+
+    The stages of one `foreach` (train@ours, train@ce, ...) share one deps template that DVC
+    cannot vary per item beyond `${item}`: each may list what a sibling imports (the shared
+    method code, base.py or losses.py, that a classical method does not run), never more."""
+    problems = [f"EXEMPT names {f}, which does not exist" for f in EXEMPT if not (REPO / f).is_file()]
+    runs_of: dict[str, dict[str, list[str]]] = {}
+    for address, cmd, deps in stages:
+        words = cmd.split() if isinstance(cmd, str) else []
+        if words[:2] != ["python", "-m"] or len(words) not in (3, 4) or not words[2].startswith("stages."):
+            problems.append(f"{address}: cmd {cmd!r} is not `python -m stages.<name> [METHOD]`, "
+                            "so this check cannot follow its imports")
+            continue
+        if not module_file(words[2]):
+            problems.append(f"{address}: runs {words[2]}, which has no file")
+        runs_of[address] = closure([[words[2]]] + [[f"fgi.methods.module_name({a!r})", method_module(a)]
+                                                   for a in words[3:]])
+    family: dict[str, set[str]] = {}
+    for address, runs in runs_of.items():
+        family.setdefault(address.partition("@")[0], set()).update(runs)
+    for address, cmd, deps in stages:
+        if address not in runs_of:
+            continue
+        runs = runs_of[address]
+        local = [posixpath.normpath(d) for d in deps if "://" not in d and not os.path.isabs(d)]
+        for dep in local:
+            if not (REPO / dep).exists() and (dep.endswith(".py") or dep.split("/")[0] in PACKAGES):
+                problems.append(f"{address}: dvc.yaml lists {dep}, which does not exist")
+        for file, chain in sorted(runs.items()):
+            if file not in EXEMPT and not inert(file) and not any(covers(d, file) for d in local):
+                problems.append(f"{address}: imports {file} but dvc.yaml does not list it "
+                                f"(add it to the stage's deps; imported via {' -> '.join(chain)})")
+        for file in sorted({f for d in local for f in py_files(d)} - family[address.partition("@")[0]]):
+            problems.append(f"{address}: dvc.yaml lists {file} but the stage never imports it "
+                            "(drop it from the stage's deps: editing it reruns the stage for nothing)")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def stages() -> list[tuple[str, str, list[str]]]:
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    def path(stage, dep) -> str:  # def_path is relative to the stage's dvc.yaml; make it the repo's
+        if "://" in dep.def_path or os.path.isabs(dep.def_path):
+            return dep.def_path
+        return Path(os.path.relpath(os.path.join(stage.wdir, dep.def_path), REPO)).as_posix()
+
+    with Repo(str(REPO)) as repo:
+        return [(s.addressing, s.cmd, [path(s, d) for d in s.deps if not isinstance(d, ParamsDependency)])
+                for s in repo.index.stages if s.cmd]
+
+
+def test_stage_deps_list_exactly_the_code_the_stage_runs(stages):
+    problems = coverage_problems(stages)
+    assert not problems, "dvc.yaml deps out of step with the code:\n" + "\n".join(problems)
+
+
+def test_coverage_check_reports_a_dropped_dep(stages):
+    # A file the stage imports and lists once: evaluate's if it has one, else a train@ stage's.
+    for address, cmd, deps in sorted(stages, key=lambda s: (s[0] != "evaluate", not s[0].startswith("train@"))):
+        real = coverage_problems([(address, cmd, deps)])
+        said = " ".join(real) + " "
+        droppable = [d for d in deps if d.startswith("fgi/") and d.endswith(".py") and (REPO / d).is_file()
+                     and d not in EXEMPT and f" {d} " not in said and not any(covers(o, d) for o in deps if o != d)]
+        if droppable:
+            break
+    else:
+        pytest.fail("no stage lists an fgi/*.py file that it imports, once, for this test to drop")
+    new = set(coverage_problems([(address, cmd, [d for d in deps if d != droppable[0]])])) - set(real)
+    assert len(new) == 1, new
+    assert new.pop().startswith(f"{address}: imports {droppable[0]} but dvc.yaml does not list it")
+
+
+# ----------------------------------------------------------------------- layers and cycles
+
+def layer_of(module: str) -> int | None:
+    matches = [((entry == module, len(entry)), layer) for layer, entries in enumerate(LAYERS) for entry in entries
+               if entry == module or (entry.endswith(".*") and module.startswith(entry[:-1]))]
+    return max(matches)[1] if matches else None
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One chain per distinct cycle that a depth-first walk meets, e.g. [a, b, a]."""
+    found: dict[frozenset, list[str]] = {}
+    seen: set[str] = set()
+
+    def walk(node: str, stack: list[str]) -> None:
+        seen.add(node)
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if target in stack:
+                loop = stack[stack.index(target):]
+                start = loop.index(min(loop))  # the same cycle reads the same from any entry
+                found.setdefault(frozenset(loop), loop[start:] + loop[:start] + [min(loop)])
+            elif target not in seen:
+                walk(target, stack)
+        stack.pop()
+
+    for node in sorted(graph):
+        if node not in seen:
+            walk(node, [])
+    return list(found.values())
+
+
+def layer_problems(graph: dict[str, set[str]]) -> list[str]:
+    """One line per problem over {module: the modules it imports}."""
+    problems = [f"{m} is in no layer of LAYERS: place it there deliberately"
+                for m in sorted(graph) if layer_of(m) is None]
+    for module in sorted(graph):
+        for target in sorted(graph[module]):
+            low, high = layer_of(module), layer_of(target)
+            if low is not None and high is not None and high > low:
+                problems.append(f"{module} (layer {low}: {LAYERS[low][0]}) imports {target} "
+                                f"from a higher layer ({high}: {LAYERS[high][0]})")
+    return problems + [f"import cycle: {' -> '.join(loop)}" for loop in cycles(graph)]
+
+
+def test_fgi_imports_go_down_the_layers_without_cycles():
+    modules = sorted({".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+                      for p in (REPO / "fgi").rglob("*.py")})
+    graph = {m: {t for t in imports(m) if t.split(".")[0] == "fgi"} for m in modules}
+    stale = [f"{m} imports {t}, which is no module of this repo (a stale import?)" for m in modules
+             for t in sorted(imports(m)) if not module_file(t) and not REPO.joinpath(*t.split(".")).is_dir()]
+    problems = stale + layer_problems(graph)
+    assert not problems, "fgi's import structure:\n" + "\n".join(problems)
+
+
+def test_layer_check_reports_an_upward_import_a_cycle_and_an_unplaced_module():
+    graph = {"fgi.files": set(), "fgi.methods": set(), "fgi.stats": set(),
+             "fgi.data.holes": {"fgi.files", "fgi.training.train"},  # up: 2 -> 5
+             "fgi.training.train": {"fgi.evaluation.metrics", "fgi.methods"},  # down: fine
+             "fgi.evaluation.metrics": {"fgi.evaluation.tables"},
+             "fgi.evaluation.tables": {"fgi.evaluation.metrics"}}
+    assert sorted(layer_problems(graph)) == sorted([
+        "fgi.stats is in no layer of LAYERS: place it there deliberately",
+        "fgi.data.holes (layer 2: fgi.data) imports fgi.training.train from a higher layer (5: fgi.training)",
+        "import cycle: fgi.evaluation.metrics -> fgi.evaluation.tables -> fgi.evaluation.metrics",
+    ])
