@@ -18,7 +18,9 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
 	@touch $@
 
+# Every method section checked up front: each stage validates only the sections it reads.
 repro: setup
+	fgi check-params
 	dvc repro
 
 # The CPU study (README: "What the models learn on a CPU"): the study profile

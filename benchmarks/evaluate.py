@@ -32,11 +32,12 @@ from PIL import Image
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
 from benchmarks.common import Check, CpuMeter, Section, clocked, cores, fmt, paper_params, replace, say, table, timed
-from fgi import files
+from fgi import files, methods
 from fgi.evaluation import tables
+from fgi.evaluation.cards import Cards
 from fgi.data.doodles import render_doodle
 from fgi.data.foreground import foreground_mask
-from fgi.data.holes import hole_from_qd
+from fgi.data.holes import _hole_at_size
 from fgi.data.prepare import image_name, prepare
 from fgi.data.synthetic import render_celebamask_hq
 from fgi.evaluation.metrics import SSIM_BORDER, SSIM_SIGMA, METRIC_COLUMNS, REGIONS, per_image_table
@@ -66,7 +67,7 @@ def make_jobs(root: Path, count: int, size: int = SIZE) -> list[dict]:
         qd_path = root / "qd" / f"{name}.png"
         qd_path.parent.mkdir(parents=True, exist_ok=True)
         render_doodle(rng, 0.01, 0.6).save(qd_path)
-        hole = hole_from_qd(qd_path, size)  # (S, S) bool
+        hole = _hole_at_size(files.load_mask(qd_path), size, invert=False)  # (S, S) bool, as the holes stage reads it
         prediction = truth.copy()
         if image_id != 0:  # image 0 is a perfect prediction: PSNR +inf
             fill = truth[~hole].mean(axis=0) + rng.normal(0, 20, (int(hole.sum()), 3))
@@ -116,20 +117,26 @@ def reference_table(jobs: list[dict]) -> list[list[float]]:
     return [reference_row(job) for job in jobs]
 
 
+def paper_cards() -> Cards:
+    """The cards of the paper profile's methods, as evaluate collects them."""
+    return Cards((name, methods.get(name).card()) for name in paper_params().methods)
+
+
 def plain_tables(per_image, out: Path) -> None:
     """The tables as they were before intervals: bare means, csv/md/tex."""
+    cards = paper_cards()
     for name, region in tables.TABLES.items():
-        frame = tables.comparison_frame(tables.summarise(per_image, region, {}), region)
-        tables.write_table(frame, out, name)
-    tables.write_table(tables.bins_frame(per_image), out, "table4_bins")
+        frame = tables.comparison_frame(tables.summarise(per_image, region, {}, cards), region, cards)
+        tables.write_table(frame, out, name, tables.title(name, cards))
+    tables.write_table(tables.bins_frame(per_image, cards), out, "table4_bins", tables.title("table4_bins", cards))
 
 
 def evaluate_demo(jobs: list[dict], out: Path, with_intervals: bool) -> None:
     """Per-image metrics of five methods (the same outputs under five names) and the tables."""
-    per_image = per_image_table([{**job, "method": method} for method in tables.METHODS for job in jobs], workers=0)
+    per_image = per_image_table([{**job, "method": method} for method in paper_cards() for job in jobs], workers=0)
     per_image["bin"] = [f"({i % 6 / 10:g},{i % 6 / 10 + 0.1:g}]" for i in range(len(per_image))]
     if with_intervals:
-        tables.build_tables(per_image, {}, out, paper_params().eval.bootstrap)
+        tables.build_tables(per_image, {}, out, paper_params().eval.bootstrap, paper_cards())
     else:
         plain_tables(per_image, out)
 

@@ -34,6 +34,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import REPORT, Check, Section, fmt, matmul_peak, paper_params, say, table, write_report
+from fgi.config import method_config
 from fgi.methods.vgg import VGG16Features
 from fgi.methods.base import make_objective
 

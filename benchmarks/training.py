@@ -54,6 +54,7 @@ def child(name: str, steps: int, batch: int, size: int) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from benchmarks.common import paper_params
+    from fgi.config import method_config
     from fgi.data.doodles import render_doodle
     from fgi.methods.vgg import VGG16Features
     from fgi.methods.base import make_objective

@@ -2,8 +2,8 @@
 
 Reproduces Jam et al., *Foreground-guided Facial Inpainting with Fidelity
 Preservation*, and compares it with Context Encoder, Partial Convolutions and
-Gated Convolutions under one protocol. Nothing in this package knows about
-DVC; MLflow is used only through `fgi.tracking`.
+Gated Convolutions under one protocol. The package imports without DVC or an
+MLflow server: stages/ runs it under DVC, and `fgi.tracking` logs to MLflow.
 """
 
 __version__ = "0.1.0"

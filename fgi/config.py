@@ -5,7 +5,7 @@ gives its allowed range or choices. `load_params` reports *every* problem at
 once, one line each, naming the key path and what is allowed, e.g.
 
     params.yaml: data.size: expected an integer, got 'big' (str)
-    params.yaml: methods.unet: unknown method; known methods: ce, pconv, gc, ours, biharmonic
+    params.yaml: methods.unet: unknown method; known methods: biharmonic, ce, gc, ours, pconv (...)
 
 `methods` lists the methods to compare (name: the folder or file of its code,
 which its stages depend on). A method's own section, `models.<name>`, is the
@@ -21,25 +21,19 @@ carry the same keys.
 from __future__ import annotations
 
 import dataclasses
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from fgi import methods as registry
-from fgi.errors import UserError
+from fgi.schema import ParamsError, build_section, spec
 
 FOREGROUND_PARTS = (
     "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear",
     "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth",
 )
-
-
-def spec(*, ge=None, gt=None, le=None, lt=None, choices=None) -> Any:
-    """A required field with its allowed range or choices (for list items too)."""
-    return field(metadata={"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices})
 
 
 # ---------------------------------------------------------------- data ----
@@ -188,129 +182,6 @@ class Params:
 
 
 
-# ---------------------------------------------------------- validation ----
-
-class ParamsError(UserError):
-    """Every problem of a params file, one line each."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
-
-def _type_name(value: Any) -> str:
-    return type(value).__name__
-
-
-def _range_text(meta: dict) -> str:
-    parts = []
-    if meta.get("gt") is not None:
-        parts.append(f"> {meta['gt']}")
-    if meta.get("ge") is not None:
-        parts.append(f">= {meta['ge']}")
-    if meta.get("le") is not None:
-        parts.append(f"<= {meta['le']}")
-    if meta.get("lt") is not None:
-        parts.append(f"< {meta['lt']}")
-    return " and ".join(parts)
-
-
-def _check_range(value: float, meta: dict, path: str, problems: list[str]) -> None:
-    low_ok = (meta.get("ge") is None or value >= meta["ge"]) and (
-        meta.get("gt") is None or value > meta["gt"])
-    high_ok = (meta.get("le") is None or value <= meta["le"]) and (
-        meta.get("lt") is None or value < meta["lt"])
-    if not (low_ok and high_ok):
-        problems.append(f"{path}: {value!r} is out of range; allowed: {_range_text(meta)}")
-
-
-def _scalar(value: Any, tp: Any, meta: dict, path: str, problems: list[str]) -> Any:
-    """Check one scalar against its type and metadata; return it (ints become floats)."""
-    if typing.get_origin(tp) is Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            problems.append(f"{path}: {value!r} is not allowed; choose one of: {', '.join(allowed)}")
-        return value
-    # bool is an int in Python: never let `true` pass as a number or 1 as a flag.
-    if tp is bool:
-        if not isinstance(value, bool):
-            problems.append(f"{path}: expected true or false, got {value!r} ({_type_name(value)})")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{path}: expected an integer, got {value!r} ({_type_name(value)})")
-            return value
-        _check_range(value, meta, path, problems)
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            problems.append(f"{path}: expected a number, got {value!r} ({_type_name(value)})")
-            return value
-        _check_range(float(value), meta, path, problems)
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            problems.append(f"{path}: expected a string, got {value!r} ({_type_name(value)})")
-            return value
-        choices = meta.get("choices")
-        if choices and value not in choices:
-            problems.append(f"{path}: {value!r} is not allowed; choose from: {', '.join(choices)}")
-        return value
-    raise TypeError(f"unsupported params type {tp!r} at {path}")  # a bug in this module
-
-
-def _convert(value: Any, tp: Any, meta: dict, path: str, problems: list[str]) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return _section(value, tp, path, problems)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            problems.append(f"{path}: expected a list, got {value!r} ({_type_name(value)})")
-            return value
-        return [_scalar(item, item_tp, meta, f"{path}[{i}]", problems) for i, item in enumerate(value)]
-    if origin is dict:
-        key_tp, item_tp = typing.get_args(tp)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            problems.append(f"{path}: expected a mapping, got {value!r} ({_type_name(value)})")
-            return value
-        if item_tp is dict:  # method sections: checked against their method's dataclass (method_section)
-            return {_scalar(k, key_tp, {}, f"{path} key", problems): v for k, v in value.items()}
-        return {_scalar(k, key_tp, {}, f"{path} key", problems):
-                _scalar(v, item_tp, meta, f"{path}.{k}", problems) for k, v in value.items()}
-    return _scalar(value, tp, meta, path, problems)
-
-
-def _section(raw: Any, cls: type, path: str, problems: list[str]) -> Any:
-    """Build dataclass `cls` from the mapping `raw` found at `path`."""
-    where = path or "the top level"
-    if not isinstance(raw, dict):
-        problems.append(f"{where}: expected a mapping of keys, got {raw!r} ({_type_name(raw)})")
-        return None
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    prefix = f"{path}." if path else ""
-    for key in raw:
-        if key not in fields:
-            problems.append(f"{prefix}{key}: unknown key; allowed keys in {where}: {', '.join(fields)}")
-    values = {}
-    for name, spec in fields.items():
-        key_path = f"{prefix}{name}"
-        if name not in raw:
-            kind = "section" if dataclasses.is_dataclass(hints[name]) else "key"
-            problems.append(f"{key_path}: missing {kind}; add it (configs/paper.yaml shows every key)")
-            continue
-        values[name] = _convert(raw[name], hints[name], dict(spec.metadata), key_path, problems)
-    if len(values) != len(fields) or any(v is None for v in values.values()):
-        return None
-    try:
-        return cls(**values)
-    except TypeError:
-        return None
-
-
 def _cross_checks(params: Params, problems: list[str]) -> None:
     """Rules that tie keys together."""
     if params.holes.ratio_min >= params.holes.ratio_max:
@@ -371,13 +242,13 @@ def _check_methods(listed: Any, models: Any, problems: list[str]) -> None:
         if name not in known:
             problems.append(f"models.{name}: unknown method; known methods: {', '.join(known)}")
         elif not isinstance(section, dict):
-            problems.append(f"models.{name}: expected a mapping of keys, got {section!r} ({_type_name(section)})")
+            problems.append(f"models.{name}: expected a mapping of keys, got {section!r} ({type(section).__name__})")
 
 
 def parse_params(raw: Any) -> Params:
     """Validate an already-parsed mapping; raise ParamsError listing every problem."""
     problems: list[str] = []
-    params = _section(raw, Params, "", problems)
+    params = build_section(raw, Params, "", problems)
     if isinstance(raw, dict):
         _check_methods(raw.get("methods"), raw.get("models"), problems)
     if params is not None and not problems:
@@ -412,7 +283,7 @@ def method_section(name: str, raw: Any) -> Any:
     params.yaml or a checkpoint); every problem at once, naming the key."""
     method = registry.get(name)
     problems: list[str] = []
-    section = _section(raw, method.params, f"models.{name}", problems)
+    section = build_section(raw, method.params, f"models.{name}", problems)
     if section is not None and not problems:
         problems += [f"models.{name}.{line}" for line in method.check(section)]
     if problems:

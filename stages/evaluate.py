@@ -17,8 +17,9 @@ def body(params, run):
         for suffix in (".csv", ".md", ".tex"):
             run.log_artifact(Path("reports/tables") / f"{name}{suffix}", "tables")
     run.log_artifact(Path("reports/per_image.csv"))
+    run.log_artifact(Path("reports/methods.json"))
     return {"methods": len(measured["table1_full"])}
 
 
 if __name__ == "__main__":
-    run_stage(body, sections=("eval",))
+    run_stage(body, sections=("eval", "methods"))

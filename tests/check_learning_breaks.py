@@ -20,6 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import test_learning  # noqa: E402
+from fgi import methods  # noqa: E402
 from fgi.methods import base  # noqa: E402
 
 
@@ -33,47 +34,54 @@ def patched(owner, name: str, replacement) -> Iterator[None]:
         setattr(owner, name, original)
 
 
+def learned_objectives() -> list[type]:
+    return [methods.get(name).objective for name in methods.names() if methods.get(name).learned]
+
+
 def input_detached() -> contextlib.AbstractContextManager:
     """The generator sees zeros instead of the masked image and hole."""
-    def replacement(make_generator):
-        def make(name, cfg, size):
-            generator = make_generator(name, cfg, size)
-            forward = generator.forward
-            generator.forward = lambda masked, hole, **kw: forward(torch.zeros_like(masked),
-                                                                   torch.zeros_like(hole), **kw)
-            return generator
-        return make
-    return patched(objectives, "make_generator", replacement)
+    def replacement(init):
+        def build(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            forward = self.generator.forward
+            self.generator.forward = lambda masked, hole, **kw: forward(torch.zeros_like(masked),
+                                                                        torch.zeros_like(hole), **kw)
+        return build
+    return patched(base.Objective, "__init__", replacement)
 
 
 def gradients_cut() -> contextlib.AbstractContextManager:
     """The generator's optimiser never steps."""
     def replacement(update):
         return lambda self, which, loss: None if which == "generator" else update(self, which, loss)
-    return patched(objectives.Objective, "_update", replacement)
+    return patched(base.Objective, "_update", replacement)
 
 
 def loss_sign_flipped() -> contextlib.AbstractContextManager:
     """The generator ascends its loss."""
     def replacement(update):
         return lambda self, which, loss: update(self, which, -loss if which == "generator" else loss)
-    return patched(objectives.Objective, "_update", replacement)
+    return patched(base.Objective, "_update", replacement)
 
 
 @contextlib.contextmanager
 def hole_inverted() -> Iterator[None]:
     """Every objective trains with hole and known pixels swapped."""
     with contextlib.ExitStack() as stack:
-        for cls in objectives.OBJECTIVES.values():
+        for cls in learned_objectives():
             stack.enter_context(patched(cls, "step", lambda step: lambda self, image, hole, fg_mask, **kw:
                                         step(self, image, 1 - hole, fg_mask, **kw)))
         yield
 
 
-def composite_swapped() -> contextlib.AbstractContextManager:
+@contextlib.contextmanager
+def composite_swapped() -> Iterator[None]:
     """Known pixels from the prediction, hole pixels from the image (caught elsewhere)."""
-    return patched(objectives, "composite", lambda _: lambda prediction, image, hole:
-                   prediction * (1 - hole) + image * hole)
+    with contextlib.ExitStack() as stack:
+        for cls in learned_objectives():  # each method's module holds its own name for composite
+            stack.enter_context(patched(sys.modules[cls.__module__], "composite", lambda _: lambda prediction,
+                                        image, hole: prediction * (1 - hole) + image * hole))
+        yield
 
 
 BREAKS: dict[str, Callable[[], contextlib.AbstractContextManager]] = {

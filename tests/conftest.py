@@ -15,6 +15,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MICRO_PARAMS = REPO / "tests" / "micro_params.yaml"
+TOY_METHOD = REPO / "tests" / "plugin" / "toy_method.py"
+# The micro pipeline also compares a method from outside fgi/: the toy plugin, installed in the
+# pipeline's repo as pip would install a package that declares the `fgi.methods` entry point.
+PLUGIN_DIR = Path("plugins") / "toy"
+TOY_PARAMS = {"width": 0.125, "lr_g": 1.0e-3, "beta1": 0.9, "beta2": 0.999, "w_hole": 6.0}
 VENV_BIN = str(Path(sys.executable).parent)
 
 # Tests never show progress bars and never phone home.
@@ -75,9 +80,23 @@ def working_tree_files(root: Path = REPO) -> list[str]:
     return [name for name in out.stdout.split("\0") if name and (root / name).is_file()]
 
 
+def install_plugin(folder: Path, entry: str = "toy = toy_method:METHOD", source: Path = TOY_METHOD) -> Path:
+    """`source` as module toy_method in `folder`, with the metadata pip writes for a package that
+    declares `entry` under [project.entry-points."fgi.methods"]: on sys.path, it is installed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, folder / "toy_method.py")
+    info = folder / "toy_method-0.1.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-method\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[fgi.methods]\n{entry}\n")
+    return folder
+
+
 def pipeline_env(repo: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
+    if (repo / PLUGIN_DIR).is_dir():
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo / PLUGIN_DIR), env.get("PYTHONPATH")]))
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("DVC_ROOT", None)
     env["CI"] = "true"
@@ -108,12 +127,46 @@ def make_pipeline_repo(dest: Path, mlflow_template: Path, params: Path = MICRO_P
     return dest
 
 
+def with_toy(params: Path, dest: Path) -> Path:
+    """`params` with the toy plugin listed after the built-in methods, written to `dest`."""
+    import yaml
+
+    tree = yaml.safe_load(params.read_text())
+    tree["methods"]["toy"] = (PLUGIN_DIR / "toy_method.py").as_posix()
+    tree["models"]["toy"] = dict(TOY_PARAMS)
+    dest.write_text(yaml.safe_dump(tree, sort_keys=False))
+    return dest
+
+
 @pytest.fixture(scope="session")
 def micro_pipeline(tmp_path_factory, mlflow_template) -> Path:
-    """The whole pipeline reproduced once per session on the micro profile."""
-    repo = make_pipeline_repo(tmp_path_factory.mktemp("micro-pipeline"), mlflow_template)
+    """The whole pipeline reproduced once per session on the micro profile, the built-in methods
+    and the toy plugin (tests/plugin/toy_method.py) compared."""
+    params = with_toy(MICRO_PARAMS, tmp_path_factory.mktemp("micro-params") / "params.yaml")
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("micro-pipeline"), mlflow_template, params)
+    install_plugin(repo / PLUGIN_DIR)
     run_dvc(repo, "repro")
     return repo
+
+
+@pytest.fixture
+def plugin_installed(monkeypatch, micro_pipeline):
+    """The toy plugin importable in this process, as in the micro pipeline's stages."""
+    from fgi import methods
+
+    monkeypatch.syspath_prepend(str(micro_pipeline / PLUGIN_DIR))
+    methods.get.cache_clear()
+    yield micro_pipeline / PLUGIN_DIR
+    sys.modules.pop("toy_method", None)
+    methods.get.cache_clear()
+
+
+def built_in_cards():
+    """The cards of the built-in methods in the paper's table order, as evaluate collects them."""
+    from fgi import methods
+    from fgi.evaluation.cards import Cards
+
+    return Cards((name, methods.get(name).card()) for name in ("ce", "pconv", "gc", "ours", "biharmonic"))
 
 
 def save_random_ours(folder: Path, size: int = 32) -> Path:

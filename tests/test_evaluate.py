@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import REPO, run_dvc
+from conftest import REPO, built_in_cards, run_dvc
 from fgi import files
 from fgi.evaluation import tables
 from fgi.config import load_params
@@ -113,7 +113,7 @@ def test_tables_layout_on_hand_made_rows(tmp_path):
     per_image = pd.DataFrame(rows)
     per_image.loc[0, "full/psnr"] = np.inf  # a perfect image counts as 100 dB
     bootstrap = load_params(REPO / "params.yaml").eval.bootstrap
-    measured = tables.build_tables(per_image, {"ours": {"full": 12.5}}, tmp_path, bootstrap)
+    measured = tables.build_tables(per_image, {"ours": {"full": 12.5}}, tmp_path, bootstrap, built_in_cards())
     assert measured["table1_full"]["ours"]["psnr"] == pytest.approx((100.0 + 30.0) / 2)
     assert measured["table1_full"]["ours"]["fid"] == 12.5 and measured["table1_full"]["ce"]["fid"] is None
     table1 = pd.read_csv(tmp_path / "table1_full.csv")

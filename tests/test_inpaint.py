@@ -385,7 +385,8 @@ def test_a_checkpoint_that_would_run_code_is_refused_unread(tmp_path, mlflow_db,
 
 
 def test_a_checkpoint_that_does_not_match_its_hash_is_refused(tmp_path, checkpoint):
-    from fgi.tracking import describe_checkpoint, load_mlflow_generator
+    from fgi.inference import load_mlflow_generator
+    from fgi.tracking import describe_checkpoint
 
     (checkpoint / "checkpoint.json").write_text(json.dumps(describe_checkpoint(checkpoint / "model.pt")))
     assert load_mlflow_generator(str(checkpoint), None, "cpu")[1] == SIZE  # a local folder is a URI too
@@ -402,7 +403,7 @@ def test_a_checkpoint_that_does_not_match_its_hash_is_refused(tmp_path, checkpoi
     ({"format": "fgi-checkpoint", "file": "model.pt"}, "no sha256"),
 ], ids=["not an object", "a path out", "the parent", "no hash"])
 def test_a_description_that_is_not_ours_is_refused_naming_it(tmp_path, checkpoint, description, why):
-    from fgi.tracking import load_mlflow_generator
+    from fgi.inference import load_mlflow_generator
 
     (checkpoint / "checkpoint.json").write_text(json.dumps(description))
     with pytest.raises(UserError, match=rf"checkpoint.json is not a checkpoint description \({re.escape(why)}\); "

@@ -74,7 +74,7 @@ def stale_stages(repo: Path) -> set[str]:
     ("holes.ratio_max", 0.5, {"fetch_masks", "holes"}),
     ("weights.timeout_s", 2.0, {"weights"}),
     ("models.pconv.w_tv", 0.2, {"train@pconv"}),
-    ("train.batch_size", 3, {"train@ours", "train@ce", "train@pconv", "train@gc"}),
+    ("train.batch_size", 3, {f"train@{name}" for name in ("ce", "pconv", "gc", "ours", "biharmonic", "toy")}),
     ("eval.fid_batch_size", 8, {"evaluate"}),
 ])
 def test_a_param_change_stales_only_its_dependants(micro_pipeline, key, value, expected):
@@ -87,13 +87,33 @@ def test_a_param_change_stales_only_its_dependants(micro_pipeline, key, value, e
     assert stale == expected
 
 
+@pytest.mark.parametrize("path,expected", [
+    ("fgi/methods/gc/networks.py", {"train@gc", "predict@gc"}),
+    ("fgi/evaluation/stats.py", {"evaluate", "report"}),
+    ("fgi/data/dataset.py", {f"{stage}@{name}" for stage in ("train", "predict")
+                             for name in ("ce", "pconv", "gc", "ours", "biharmonic", "toy")}),
+    ("plugins/toy/toy_method.py", {"train@toy", "predict@toy"}),
+    ("fgi/apps/serve.py", set()),
+])
+def test_a_code_edit_stales_exactly_the_stages_that_run_it(micro_pipeline, path, expected):
+    original = (micro_pipeline / path).read_text()
+    (micro_pipeline / path).write_text(original + "\n# an edit\n")
+    try:
+        stale = stale_stages(micro_pipeline)
+    finally:
+        (micro_pipeline / path).write_text(original)
+    assert stale == expected
+
+
 def test_training_outputs_and_runs(micro_pipeline):
     import torch
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{micro_pipeline / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("fgi-micro")
-    for name in ("ours", "ce", "pconv", "gc"):
+    classical = torch.load(micro_pipeline / "models" / "biharmonic" / "model.pt", weights_only=True)
+    assert (classical["model"], classical["step"], classical["generator"]) == ("biharmonic", 0, {})
+    for name in ("ours", "ce", "pconv", "gc", "toy"):
         final = torch.load(micro_pipeline / "models" / name / "model.pt", weights_only=True)
         assert final["model"] == name and final["step"] == 2
         assert (micro_pipeline / "models" / name / "val.csv").read_text().startswith("step,epoch,psnr_hole")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from fgi.config import ParamsError, load_params, method_config, parse_params
+from fgi.config import ParamsError, check_sections, load_params, method_config, parse_params
 from fgi.methods.vgg import VGG16Features
 from fgi.methods.base import make_objective
 
@@ -115,7 +115,7 @@ def test_bad_ours_reading_is_a_clear_error(key, value, message):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["models"]["ours"][key] = value
     with pytest.raises(ParamsError, match=message):
-        parse_params(raw)
+        check_sections(parse_params(raw))
 
 
 def test_finetune_share_of_one_is_refused():
@@ -124,4 +124,4 @@ def test_finetune_share_of_one_is_refused():
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["models"]["pconv"]["finetune_share"] = 1.0
     with pytest.raises(ParamsError, match=r"models.pconv.finetune_share: 1.0 is out of range; allowed: >= 0.0 and < 1.0"):
-        parse_params(raw)
+        check_sections(parse_params(raw))

@@ -3,7 +3,6 @@ method from another package registers itself through the `fgi.methods` entry poi
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -17,21 +16,10 @@ from fgi.methods.base import make_objective, parameter_count
 from fgi.methods.summary import table
 from fgi.methods.vgg import VGG16Features
 
+from conftest import install_plugin
+
 MICRO = Path(__file__).parent / "micro_params.yaml"
-PLUGIN = Path(__file__).parent / "plugin" / "toy_method.py"
 LEARNED = [name for name in load_params(MICRO).methods if methods.get(name).learned]
-
-
-def install_plugin(folder: Path, entry: str = "toy = toy_method:METHOD", source: Path = PLUGIN) -> Path:
-    """`source` as module toy_method in `folder`, with the metadata pip would write for a package
-    declaring `entry` under [project.entry-points."fgi.methods"]; put `folder` on sys.path to install it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(source, folder / "toy_method.py")
-    info = folder / "toy_method-0.1.dist-info"
-    info.mkdir(exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-method\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[fgi.methods]\n{entry}\n")
-    return folder
 
 
 @pytest.fixture

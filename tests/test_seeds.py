@@ -9,6 +9,7 @@ import pytest
 
 from fgi.evaluation import seeds
 from fgi.errors import UserError
+from conftest import built_in_cards
 
 
 def run_data(seed: int, psnr: dict[str, float], lr: float = 1e-4) -> dict:
@@ -42,7 +43,7 @@ def test_only_runs_that_differ_in_the_seed_count_and_the_workspace_wins_its_seed
 
 
 def test_mean_and_sample_sd_across_seeds():
-    frame = seeds.seeds_frame(seeds.seed_runs(seeds.experiments(exp_show())))
+    frame = seeds.seeds_frame(seeds.seed_runs(seeds.experiments(exp_show())), built_in_cards())
     ours = frame[frame["Method"] == "Ours"].iloc[0]
     assert ours["Seeds"] == 3
     assert ours["full PSNR ↑ mean"] == pytest.approx(np.mean([24.0, 25.0, 26.5]))

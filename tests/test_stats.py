@@ -11,6 +11,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from fgi.evaluation import stats, tables
+from conftest import built_in_cards
 
 BOOTSTRAP = SimpleNamespace(resamples=4000, level=0.95, seed=0)
 
@@ -69,7 +70,7 @@ def per_image_rows(psnr: dict[str, list[float]], mse: dict[str, list[float]]) ->
 def test_table_intervals_share_one_set_of_resamples_across_methods():
     psnr = {"ours": [30, 31, 29, 35, 28, 33, 30, 32], "ce": [20, 25, 22, 21, 27, 23, 20, 26]}
     frame = per_image_rows(psnr, {m: [10.0] * 8 for m in psnr})
-    cis = tables.intervals(frame, "full", BOOTSTRAP)
+    cis = tables.intervals(frame, "full", BOOTSTRAP, built_in_cards())
     indices = stats.resample_indices(8, BOOTSTRAP.resamples, BOOTSTRAP.seed)
     for method, values in psnr.items():
         means = np.asarray(values, float)[indices].mean(axis=1)
@@ -84,7 +85,7 @@ def test_paired_table_signs_tests_and_verdicts():
     ours = [value + 1 + 0.25 * i for i, value in enumerate(ce)]
     psnr = {"ours": ours, "ce": ce, "pconv": ours}
     mse = {"ours": [100 - v for v in ours], "ce": [100 - v for v in ce], "pconv": [100 - v for v in ours]}
-    paired = tables.paired_frame(per_image_rows(psnr, mse), BOOTSTRAP)
+    paired = tables.paired_frame(per_image_rows(psnr, mse), BOOTSTRAP, built_in_cards())
     assert len(paired) == 2 * 3 * 4  # two others x three regions x four per-pair metrics
     pick = lambda other, region, metric: paired[(paired["Ours vs"] == other) & (paired["Region"] == region)
                                                 & (paired["Metric"] == metric)].iloc[0]
@@ -107,7 +108,7 @@ def test_paired_table_signs_tests_and_verdicts():
 def test_a_method_that_wins_is_named_better():
     ce = [20.0 + (i * 7) % 11 for i in range(20)]
     worse = [value - 1 - 0.25 * i for i, value in enumerate(ce)]
-    paired = tables.paired_frame(per_image_rows({"ours": worse, "ce": ce}, {"ours": ce, "ce": ce}), BOOTSTRAP)
+    paired = tables.paired_frame(per_image_rows({"ours": worse, "ce": ce}, {"ours": ce, "ce": ce}), BOOTSTRAP, built_in_cards())
     row = paired[(paired["Region"] == "full") & (paired["Metric"] == "PSNR ↑")].iloc[0]
     assert row["Ours − other"] < 0 and row["Better"] == "CE"
 
@@ -115,8 +116,8 @@ def test_a_method_that_wins_is_named_better():
 def test_markdown_shows_mean_plus_minus_half_width_and_differences_as_intervals(tmp_path):
     psnr = {"ours": [30, 31, 29, 35, 28, 33, 30, 32], "ce": [20, 25, 22, 21, 27, 23, 20, 26]}
     frame = per_image_rows(psnr, {m: [10.0] * 8 for m in psnr})
-    tables.build_tables(frame, {}, tmp_path, BOOTSTRAP)
-    low, high = tables.intervals(frame, "full", BOOTSTRAP)["ours"]["psnr"]
+    tables.build_tables(frame, {}, tmp_path, BOOTSTRAP, built_in_cards())
+    low, high = tables.intervals(frame, "full", BOOTSTRAP, built_in_cards())["ours"]["psnr"]
     table1 = (tmp_path / "table1_full.md").read_text()
     assert f"| {np.mean(psnr['ours']):.2f} ± {(high - low) / 2:.2f} |" in table1
     assert "FID is one distance between two sets of images" in table1

@@ -43,7 +43,7 @@ EXEMPT = {
 # exact entry beats a ".*" one, a longer ".*" one a shorter.
 LAYERS = (
     ("fgi", "fgi.errors", "fgi.files", "fgi.progress"),
-    ("fgi.config", "fgi.methods", "fgi.tracking", "fgi.stage"),  # fgi.methods: the registry
+    ("fgi.config", "fgi.schema", "fgi.methods", "fgi.tracking", "fgi.stage"),  # fgi.methods: the registry
     ("fgi.data", "fgi.data.*"),
     ("fgi.methods.*", "fgi.inference"),
     ("fgi.evaluation", "fgi.evaluation.*"),

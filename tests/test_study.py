@@ -13,6 +13,8 @@ import yaml
 from fgi.evaluation import study
 from fgi.config import Bootstrap
 from fgi.cli import main as fgi_main
+from conftest import built_in_cards
+from fgi.evaluation.cards import CARDS, write_cards
 
 ROOT = Path(__file__).resolve().parent.parent
 BINS = ("(0.01,0.1]", "(0.5,0.6]")
@@ -33,7 +35,7 @@ def per_image_rows(hole_psnr: dict[str, tuple[float, ...]]) -> pd.DataFrame:
 
 def test_ranking_orders_the_methods_and_measures_the_gap_to_biharmonic_per_bin():
     frame = per_image_rows({"ours": (20, 22, 30, 32), "ce": (10, 12, 34, 36), "biharmonic": (28, 30, 25, 27)})
-    text = study.ranking_markdown(frame)
+    text = study.ranking_markdown(frame, built_in_cards())
     hole = text.split("## Hole")[1]
     # Small holes: biharmonic 29 > ours 21 > ce 11, gap = 21 - 29; large: ce 35 > ours 31 > biharmonic 26.
     assert "| (0.01,0.1] | 11.00 | 21.00 | 29.00 | Biharmonic > Ours > CE | -8.00 |" in hole
@@ -44,24 +46,24 @@ def test_ranking_orders_the_methods_and_measures_the_gap_to_biharmonic_per_bin()
 
 def test_psnr_above_the_cap_counts_as_the_cap_as_in_the_tables():
     frame = per_image_rows({"ours": (float("inf"), 100, 100, 100), "biharmonic": (1, 1, 1, 1)})
-    assert study.psnr_means(frame, "hole/psnr").loc["all", "ours"] == pytest.approx(100.0)
+    assert study.psnr_means(frame, "hole/psnr", built_in_cards()).loc["all", "ours"] == pytest.approx(100.0)
 
 
 def test_ablation_compares_the_readings_on_the_same_pairs_and_refuses_other_pairs():
     swgan = per_image_rows({"ours": (20, 22, 30, 32), "biharmonic": (28, 30, 25, 27)})
     none = per_image_rows({"ours": (18, 18, 24, 24), "biharmonic": (28, 30, 25, 27)})
-    text = study.ablation_markdown({"swgan": swgan, "none": none})
+    text = study.ablation_markdown({"swgan": swgan, "none": none}, built_in_cards())
     assert "| Ours (swgan) | 36.00 | 0.5000 | 31.00 | 0.5000 | 26.00 |" in text
     assert "| Ours (none) | 31.00 | 0.5000 | 26.00 | 0.5000 | 21.00 |" in text
     assert "| Ours (none) | 18.00 | 24.00 |" in text  # hole PSNR per bin
     with pytest.raises(ValueError, match="same test pairs"):
-        study.ablation_markdown({"swgan": swgan, "none": none[none["image_id"] != "00003"]})
+        study.ablation_markdown({"swgan": swgan, "none": none[none["image_id"] != "00003"]}, built_in_cards())
 
 
 def test_ablation_tests_the_readings_paired():
     swgan = per_image_rows({"ours": (20, 22, 30, 32), "biharmonic": (28, 30, 25, 27)})
     none = per_image_rows({"ours": (18, 18, 24, 24), "biharmonic": (28, 30, 25, 27)})
-    text = study.ablation_markdown({"swgan": swgan, "none": none}, Bootstrap(resamples=500, level=0.9, seed=0))
+    text = study.ablation_markdown({"swgan": swgan, "none": none}, built_in_cards(), Bootstrap(resamples=500, level=0.9, seed=0))
     row = next(line for line in text.splitlines() if line.startswith("| swgan − none | hole PSNR |"))
     # Differences 2, 4, 6, 8: mean +5; exact two-sided Wilcoxon p = 2 / 2^4 (scipy's exact test).
     cells = [cell.strip() for cell in row.strip("|").split("|")]
@@ -88,7 +90,8 @@ def fake_run(root: Path, base_loss: str, ours_hole: tuple[float, ...]) -> None:
     (root / "data" / "holes").mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"image_id": ["00000", "00002", "00001"], "mask": ["a", "b", "c"], "hole_ratio": 0.05,
                   "bin": BINS[0]}).to_csv(root / "data" / "holes" / "test_pairs.csv", index=False)
-    for model in study.LEARNED:
+    write_cards(root / "reports" / CARDS, built_in_cards())
+    for model in built_in_cards().learned():
         (root / "models" / model).mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"step": [50, 100, 150], "epoch": [0, 0, 1], "psnr_hole": [12.0, 15.0, 14.0]}).to_csv(
             root / "models" / model / "val.csv", index=False)

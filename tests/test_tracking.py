@@ -12,7 +12,7 @@ import torch
 
 from conftest import free_port, save_random_ours
 from fgi import tracking
-from fgi.inference import load_generator
+from fgi.inference import load_generator, load_mlflow_generator
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -76,7 +76,7 @@ def test_a_run_reads_back_with_params_metrics_tags_and_artifacts(mlflow_db, monk
     assert {a.path for a in client.list_artifacts(run.run_id, "generator")} == {
         "generator/model.pt", "generator/checkpoint.json"}
     assert not client.search_logged_models([experiment.experiment_id]), "no pickled MLflow model"
-    generator, size = tracking.load_mlflow_generator(f"runs:/{run.run_id}/generator", None, "cpu")
+    generator, size = load_mlflow_generator(f"runs:/{run.run_id}/generator", None, "cpu")
     _, original, _ = load_generator(tmp_path / "models" / "ours")
     assert size == 32
     for a, b in zip(generator.state_dict().values(), original.state_dict().values(), strict=True):

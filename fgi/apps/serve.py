@@ -4,7 +4,7 @@
     fgi serve --model-uri mine=runs:/<run_id>/generator --port 9000
 
 A local web app (FastAPI under uvicorn, both installed with MLflow). The page
-(`fgi/web/`) and everything it loads come from this server; its
+(`fgi/apps/web/`) and everything it loads come from this server; its
 Content-Security-Policy lets nothing else in, so no request leaves the machine.
 
 API, one JSON request per comparison:

@@ -2,7 +2,7 @@
 
 Reads what the earlier stages wrote (the test pairs, ground truths, foreground
 masks, every method's composited outputs, the training curves, the per-image
-metrics and Tables 1-4) and writes under `out/`:
+metrics, Tables 1-5 and the method cards) and writes under `out/`:
 
     figures/fig3_foreground.png   Fig. 3 of Jam et al.: test images and their foreground masks M_F
     figures/fig4_comparison.png   Fig. 4: masked input | each method | ground truth

@@ -26,8 +26,9 @@
   sample grid, so predict, `fgi inpaint` and `fgi serve` load every method alike.
 
 `train()` reads as its steps: `setup` (seeds, networks, data), `resume` (the
-last checkpoint when its fingerprint matches), `loop` (the steps, logging,
-validation, checkpoints) and `save_outputs` (model.pt, curves, samples).
+last checkpoint when its fingerprint matches), `wrap` (torch.compile, DDP),
+`loop` (the steps, logging, validation, checkpoints) and `save_outputs`
+(model.pt, curves, samples); `record_classical` for a method with nothing to train.
 """
 
 from __future__ import annotations
@@ -92,7 +93,6 @@ def sample_grid(masked: torch.Tensor, filled: torch.Tensor, image: torch.Tensor)
     return np.concatenate(rows, axis=0)  # (3H, N*W, 3)
 
 
-@torch.no_grad()
 @torch.no_grad()
 def validate(generator: Callable, batch: list[torch.Tensor], autocast) -> tuple[float, np.ndarray]:
     """Mean PSNR inside the holes of the composited outputs, and the sample grid."""
@@ -345,6 +345,8 @@ def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run |
     if world.world > 1:
         dist.barrier()
     return objective
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train one method of the comparison.")
     parser.add_argument("model", help="a method listed under `methods` in the params file")
