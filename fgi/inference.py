@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch import nn
 
 from fgi import methods
@@ -137,7 +138,7 @@ def load_mlflow_generator(uri: str, size: int | None, map_location,
 
 
 def _download(uri: str, folder: Path) -> Path:
-    import mlflow.artifacts
+    import mlflow.artifacts  # noqa: PLC0415 - MLflow takes ~1 s to import; only --model-uri needs it
 
     try:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
@@ -197,8 +198,6 @@ def _refused_global(err: Exception) -> str:
 
 def _load_mlflow_pytorch(uri: str, local: Path, size: int | None, map_location,
                          trust_pickled: bool) -> tuple[Any, int]:
-    import yaml
-
     try:
         flavors = yaml.safe_load((local / "MLmodel").read_text()).get("flavors") or {}
     except (yaml.YAMLError, AttributeError) as err:
@@ -213,7 +212,7 @@ def _load_mlflow_pytorch(uri: str, local: Path, size: int | None, map_location,
                         f"in it. Pass {TRUST_FLAG} only if you trust everyone who can write to that tracking "
                         "server, or re-log the generator with this fgi version (Run.log_generator: model.pt, "
                         "loaded without unpickling)")
-    import mlflow
+    import mlflow  # noqa: PLC0415 - as in _download
     import mlflow.pytorch
 
     try:

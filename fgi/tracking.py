@@ -91,7 +91,7 @@ def describe_checkpoint(checkpoint: Path) -> dict[str, Any]:
     without downloading it, and its sha256 to detect a partial or replaced upload.
 
     Reading it with `weights_only=True` here also proves the file loads the safe way."""
-    import torch
+    import torch  # noqa: PLC0415 - only logging a generator needs torch; `fgi ui` starts without it
 
     data = Path(checkpoint).read_bytes()
     content = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -175,7 +175,7 @@ class Run:
             self._fail("connecting", ConnectionError(f"no MLflow server answers at {uri}"))
             return self
         try:
-            import mlflow
+            import mlflow  # noqa: PLC0415 - ~1 s of imports that a run with tracking off never pays
 
             mlflow.set_tracking_uri(uri)
             if mlflow.get_experiment_by_name(self.experiment) is None:

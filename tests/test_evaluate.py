@@ -22,7 +22,7 @@ from fgi.errors import UserError
 from fgi.evaluation.evaluate import jobs_for, method_folders
 
 pytestmark = pytest.mark.e2e
-METHODS = ("ours", "ce", "pconv", "gc", "biharmonic")
+METHODS = ("ce", "pconv", "gc", "ours", "biharmonic", "toy")  # the micro pipeline's `methods`, the plugin last
 
 
 def test_every_method_has_a_composited_output_for_every_pair(micro_pipeline):
@@ -36,7 +36,7 @@ def test_every_method_has_a_composited_output_for_every_pair(micro_pipeline):
             assert np.array_equal(output[~hole], truth[~hole]), f"{method} changed known pixels"
 
 
-def test_evaluate_writes_all_four_tables_for_all_five_methods(micro_pipeline):
+def test_evaluate_writes_every_table_for_every_method(micro_pipeline):
     out = micro_pipeline / "reports" / "tables"
     for name in ("table1_full", "table2_foreground", "table3_hole", "table4_bins", "table5_paired"):
         for suffix in (".csv", ".md", ".tex"):
@@ -46,7 +46,7 @@ def test_evaluate_writes_all_four_tables_for_all_five_methods(micro_pipeline):
     assert list(table1.columns) == ["Method", "Author", "Values", *metrics,
                                     *(f"{m} {end}" for m in metrics for end in ("ci_low", "ci_high"))]
     measured = table1[table1["Values"] == "this run"]
-    assert measured["Method"].tolist() == ["CE", "PConv", "GC", "Ours", "Biharmonic"]
+    assert measured["Method"].tolist() == ["CE", "PConv", "GC", "Ours", "Biharmonic", "Toy"]
     published = table1[table1["Values"] == "published"].set_index("Method")
     assert published.loc["Ours", "PSNR ↑"] == 34.35 and published.loc["GC", "FID ↓"] == 4.29
     assert measured["FID ↓"].isna().all(), "offline: FID is n/a, never a number from random weights"
@@ -89,8 +89,10 @@ def test_external_outputs_join_the_tables_and_are_checked(micro_pipeline, tmp_pa
     shutil.copytree(data / "predictions" / "biharmonic", mine)
     with_external = dataclasses.replace(params, eval=dataclasses.replace(params.eval, external={"mine": str(mine)}))
     pairs = read_csv(data / "holes" / "test_pairs.csv")
-    folders = method_folders(with_external, data / "predictions")
+    folders, cards = method_folders(with_external, data / "predictions")
     assert folders["mine"] == mine
+    assert list(cards) == [*METHODS, "mine"] and cards.predicted() == list(METHODS)
+    assert (cards.display("mine"), cards.citation("mine")) == ("mine", "external")
     jobs = jobs_for(folders, pairs, data / "prepared", data / "foreground", data / "holes")
     assert {job["method"] for job in jobs} == {*METHODS, "mine"}
     missing = mine / f"{pairs[0]['image_id']}.png"

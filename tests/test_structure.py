@@ -275,3 +275,22 @@ def test_layer_check_reports_an_upward_import_a_cycle_and_an_unplaced_module():
         "fgi.data.holes (layer 2: fgi.data) imports fgi.training.train from a higher layer (5: fgi.training)",
         "import cycle: fgi.evaluation.metrics -> fgi.evaluation.tables -> fgi.evaluation.metrics",
     ])
+
+
+# ----------------------------------------------------------------------- methods are named once
+
+def test_no_module_outside_a_method_names_it():
+    """A method is one module: the rest of fgi derives everything from the registry, so none of it
+    holds a built-in method's name as a string (prose that mentions one is not a name)."""
+    from fgi import methods
+
+    names = set(methods.names())
+    found = []
+    for path in sorted((REPO / "fgi").rglob("*.py")):
+        relative = path.relative_to(REPO)
+        if relative.parts[:2] == ("fgi", "methods") and len(relative.parts) > 3:
+            continue  # fgi/methods/<name>/...: the method's own module
+        for node in ast.walk(tree(path)):
+            if isinstance(node, ast.Constant) and node.value in names:
+                found.append(f"{relative.as_posix()}:{node.lineno}: {node.value!r}")
+    assert not found, "modules naming a method (derive it from fgi.methods instead):\n" + "\n".join(found)

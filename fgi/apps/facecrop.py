@@ -75,7 +75,7 @@ class Crop:
 @functools.lru_cache(maxsize=1)
 def _cascade():
     try:
-        import cv2
+        import cv2  # noqa: PLC0415 - OpenCV is a large import (~0.2 s) that only the face crop needs
     except ImportError as err:  # the dependency is declared; a broken install is the user's to fix
         raise UserError("face crop: OpenCV is not installed; run `make setup` "
                         "(opencv-python-headless ships the face detector)") from err

@@ -204,6 +204,7 @@ def inpaint_request(body: dict, methods: dict[str, Method], params: Params,
 # ---------------------------------------------------------------- the app
 
 def make_app(params: Params, methods: dict[str, Method], face_scale: float = FACE_SCALE):
+    # FastAPI here, not at the top: every `fgi` command imports this module to list its options.
     from fastapi import FastAPI, Request
     from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import FileResponse, JSONResponse
@@ -253,7 +254,7 @@ def make_app(params: Params, methods: dict[str, Method], face_scale: float = FAC
 def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0):
     """(url, server, thread): the app served by uvicorn in a daemon thread, started (port 0: any
     free port). For tests and the README's figures; stop with `server.should_exit = True`."""
-    import uvicorn
+    import uvicorn  # noqa: PLC0415 - as FastAPI in make_app: only the app needs it
 
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -267,7 +268,7 @@ def serve_in_thread(app, host: str = "127.0.0.1", port: int = 0):
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    import uvicorn  # noqa: PLC0415 - as FastAPI in make_app: only the app needs it
 
     params = load_params(Path(args.params))
     uris = {}

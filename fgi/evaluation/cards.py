@@ -24,7 +24,7 @@ CARDS = "methods.json"
 def external(name: str) -> dict:
     """The card of `eval.external.<name>`: outputs made elsewhere, by a method we know nothing of."""
     return {"name": name, "display": name, "citation": "external", "role": "baseline", "learned": False,
-            "published": {}}
+            "published": {}, "external": True}
 
 
 class Cards(dict):
@@ -50,6 +50,10 @@ class Cards(dict):
 
     def learned(self) -> list[str]:
         return [name for name, card in self.items() if card["learned"]]
+
+    def predicted(self) -> list[str]:
+        """The methods the pipeline ran (`methods`), not `eval.external`'s outputs made elsewhere."""
+        return [name for name, card in self.items() if not card.get("external")]
 
 
 def read_card(folder: Path, name: str) -> dict:

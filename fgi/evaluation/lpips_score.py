@@ -44,7 +44,7 @@ class LPIPS:
 
     def __init__(self, vgg16_state: dict[str, torch.Tensor], device: torch.device | str = "cpu",
                  batch_size: int = 32):
-        import lpips
+        import lpips  # noqa: PLC0415 - ~2.5 s of imports (torchvision); only evaluate with pretrained VGG16 runs it
 
         self.device = torch.device(device)
         self.batch_size = batch_size

@@ -215,7 +215,7 @@ class FID:
     @staticmethod
     def distance(stats_a: tuple[np.ndarray, np.ndarray], stats_b: tuple[np.ndarray, np.ndarray]) -> float:
         """Fréchet distance between two (mu, sigma) pairs."""
-        from pytorch_fid.fid_score import calculate_frechet_distance
+        from pytorch_fid.fid_score import calculate_frechet_distance  # noqa: PLC0415 - torchvision, as above
 
         return float(calculate_frechet_distance(stats_a[0], stats_a[1], stats_b[0], stats_b[1]))
 

@@ -34,7 +34,7 @@ from fgi.config import Params, to_dict
 from fgi.data.layout import read_csv
 from fgi.errors import UserError
 from fgi.evaluation import figures
-from fgi.evaluation.cards import CARD, CARDS, Cards, load_cards
+from fgi.evaluation.cards import CARDS, Cards, load_cards
 from fgi.evaluation.tables import DEFINITIONS, PSNR_CAP, TABLES, TITLES, title
 
 TABLE_NAMES = (*TABLES, "table4_bins", "table5_paired")
@@ -74,11 +74,6 @@ def pick_pairs(pairs: list[dict], samples_per_bin: int) -> list[dict]:
     return picked
 
 
-def compared(root: Path, cards: Cards) -> list[str]:
-    """The methods the pipeline predicted (not `eval.external`'s), in the tables' order."""
-    return [method for method in cards if (root / "data/predictions" / method / CARD).is_file()]
-
-
 def load_pair(root: Path, pair: dict, methods: list[str]) -> dict:
     """Ground truth, hole, M_F and every method's output of one test pair, as arrays."""
     image_id = pair["image_id"]
@@ -102,7 +97,7 @@ def revision(root: Path) -> dict:
 def read_curves(root: Path, cards: Cards) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
     """Each learned method's `curve.csv` and `val.csv`, in the tables' order."""
     curves, validation = {}, {}
-    for model in (method for method in compared(root, cards) if cards[method]["learned"]):
+    for model in (method for method in cards.predicted() if cards[method]["learned"]):
         curves[model] = pd.read_csv(need(root / "models" / model / "curve.csv", f"train@{model}"))
         validation[model] = pd.read_csv(need(root / "models" / model / "val.csv", f"train@{model}"))
     return curves, validation
@@ -133,7 +128,7 @@ def draw_figures(params: Params, root: Path, out: Path, pairs: list[dict], per_i
                for image_id in faces]
     figures.save_figure(figures.foreground_figure(samples), paths["fig3_foreground"], dpi)
 
-    methods = compared(root, cards)
+    methods = cards.predicted()
     rows = [load_pair(root, pair, methods) for pair in pick_pairs(pairs, params.report.samples_per_bin)]
     figures.save_figure(figures.comparison_figure(rows, methods, cards), paths["fig4_comparison"], dpi)
     figures.save_figure(figures.comparison_figure(rows, methods, cards, foreground_only=True),
