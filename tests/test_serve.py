@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import socket
 import struct
 import urllib.error
 import urllib.request
@@ -135,10 +137,37 @@ def test_bad_input_is_a_4xx_with_a_message(app_url, body, status, message):
     assert got == status and message in answer["error"]
 
 
-def test_a_body_over_the_limit_is_refused_before_it_is_read(app_url, monkeypatch):
+def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read(app_url, monkeypatch):
     monkeypatch.setattr(serve, "MAX_BODY_BYTES", 1000)
     status, answer = post(app_url, {"image": png(photo(64, 64)), "mask": png(hole(64, 64)), "methods": ["ours"]})
     assert status == 413 and "request over" in answer["error"]
+
+
+def resident_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_a_chunked_body_over_the_limit_is_refused_as_it_arrives(app_url, monkeypatch):
+    """No Content-Length to check: the server counts the body as it comes and stops at the limit,
+    so 64 MiB sent against a 1 MiB limit are never held (the server runs in this process)."""
+    monkeypatch.setattr(serve, "MAX_BODY_BYTES", 2**20)
+    host, port = app_url.removeprefix("http://").split(":")
+    before = resident_bytes()
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /api/inpaint HTTP/1.1\r\nHost: fgi\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        chunk = b"7" * 2**16
+        for _ in range(1024):  # 64 MiB
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        sock.sendall(b"0\r\n\r\n")
+        response = b""
+        while b"\r\n\r\n" not in response or not response.endswith(b"}"):
+            part = sock.recv(65536)
+            assert part, f"the server closed without answering: {response!r}"
+            response += part
+    assert response.startswith(b"HTTP/1.1 413 ")
+    assert json.loads(response.split(b"\r\n\r\n", 1)[1])["error"].startswith("request over 1 MiB")
+    assert resident_bytes() - before < 16 * 2**20, "the body was held in memory"
 
 
 def test_concurrent_requests_each_get_their_own_photo_back(app_url):

@@ -203,6 +203,22 @@ def inpaint_request(body: dict, methods: dict[str, Method], params: Params,
 
 # ---------------------------------------------------------------- the app
 
+class BodyTooLarge(Exception):
+    """A request body past MAX_BODY_BYTES: refused with 413 without reading the rest."""
+
+
+async def read_body(chunks, limit: int) -> bytes:
+    """The body from an async iterator of byte chunks, stopping (BodyTooLarge) once it passes `limit`:
+    whether or not the request declared its length, at most `limit` plus one chunk is held."""
+    parts, size = [], 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 def make_app(params: Params, methods: dict[str, Method], face_scale: float = FACE_SCALE):
     # FastAPI here, not at the top: every `fgi` command imports this module to list its options.
     from fastapi import FastAPI, Request
@@ -224,18 +240,25 @@ def make_app(params: Params, methods: dict[str, Method], face_scale: float = FAC
         return {"methods": [{"name": m.name, "label": m.label, "size": m.size} for m in methods.values()],
                 "max_pixels": params.serve.max_pixels, "face_crop": params.serve.face_crop}
 
+    def too_large():
+        return JSONResponse({"error": f"request over {MAX_BODY_BYTES / 2**20:g} MiB; scale the photo down"},
+                            status_code=413)
+
     @app.middleware("http")
     async def refuse_large(request: Request, call_next):
+        # A declared length over the limit is refused before a byte is read; a chunked body
+        # (no length) is counted as it arrives, by `read_body`.
         length = request.headers.get("content-length", "0")
         if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            return JSONResponse({"error": f"request over {MAX_BODY_BYTES // 2**20} MiB; scale the photo down"},
-                                status_code=413)
+            return too_large()
         return await call_next(request)
 
     @app.post("/api/inpaint")
     async def inpaint(request: Request):
         try:
-            body = json.loads(await request.body())
+            body = json.loads(await read_body(request.stream(), MAX_BODY_BYTES))
+        except BodyTooLarge:
+            return too_large()
         except ValueError as err:
             return JSONResponse({"error": f"the request is not JSON ({err})"}, status_code=400)
         try:
