@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -149,16 +150,30 @@ def micro_pipeline(tmp_path_factory, mlflow_template) -> Path:
     return repo
 
 
-@pytest.fixture
-def plugin_installed(monkeypatch, micro_pipeline):
-    """The toy plugin importable in this process, as in the micro pipeline's stages."""
+@contextlib.contextmanager
+def plugin_importable(repo: Path):
+    """The toy plugin of a pipeline repo installed in this process, as in the repo's stages."""
     from fgi import methods
 
-    monkeypatch.syspath_prepend(str(micro_pipeline / PLUGIN_DIR))
+    sys.path.insert(0, str(repo / PLUGIN_DIR))
     methods.get.cache_clear()
-    yield micro_pipeline / PLUGIN_DIR
-    sys.modules.pop("toy_method", None)
-    methods.get.cache_clear()
+    try:
+        yield
+    finally:
+        sys.path.remove(str(repo / PLUGIN_DIR))
+        sys.modules.pop("toy_method", None)
+        methods.get.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _toy_plugin_beside_the_micro_pipeline(request):
+    """A test that reads the micro pipeline in this process finds its toy plugin installed, as the
+    pipeline's own stages do; every other test sees the built-in methods only."""
+    if "micro_pipeline" not in request.fixturenames:
+        yield
+        return
+    with plugin_importable(request.getfixturevalue("micro_pipeline")):
+        yield
 
 
 def built_in_cards():

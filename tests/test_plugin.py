@@ -65,7 +65,7 @@ def test_fgi_inpaint_runs_the_plugins_logged_generator(micro_pipeline, tmp_path)
     assert (filled[mask > 0] != original[mask > 0]).any(), "the hole was filled by the plugin"
 
 
-def test_fgi_serve_offers_the_plugin(micro_pipeline, plugin_installed):
+def test_fgi_serve_offers_the_plugin(micro_pipeline):
     from fgi.apps.serve import find_methods
 
     params = load_params(micro_pipeline / "params.yaml")

@@ -14,10 +14,11 @@ import pytest
 import yaml
 from PIL import Image
 
+from conftest import built_in_cards, plugin_importable
 from fgi.config import load_params
 from fgi.errors import UserError
 from fgi.evaluation.report import FIGURES, build_report, markdown_to_html, pick_pairs, validation_reference
-from fgi.evaluation.tables import TITLES
+from fgi.evaluation.tables import title
 
 pytestmark = pytest.mark.e2e
 
@@ -32,7 +33,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 def report(micro_pipeline, tmp_path_factory):
     """build_report called directly on the micro pipeline (independent of the stage's wiring)."""
     out = tmp_path_factory.mktemp("report")
-    summary = build_report(load_params(micro_pipeline / "params.yaml"), root=micro_pipeline, out=out)
+    with plugin_importable(micro_pipeline):  # module scope: before the per-test fixture that does this
+        summary = build_report(load_params(micro_pipeline / "params.yaml"), root=micro_pipeline, out=out)
     return {"out": out, "summary": summary, "markdown": (out / "report.md").read_text(),
             "html": (out / "report.html").read_text()}
 
@@ -75,8 +77,11 @@ def test_validation_reference_is_biharmonics_capped_mean_on_the_validation_pairs
     })
     pairs = [{"image_id": "00001"}, {"image_id": "00003"}, {"image_id": "00002"}]
     # the first two pairs: 00001 (perfect hole, capped at 100 dB) and 00003; CE and 00002 left out
-    assert validation_reference(per_image, pairs, 2) == pytest.approx((100.0 + 30.0) / 2)
-    assert np.isnan(validation_reference(per_image[per_image["method"] == "ce"], pairs, 2))
+    cards = built_in_cards()
+    assert validation_reference(per_image, pairs, 2, cards) == ("biharmonic", pytest.approx((100.0 + 30.0) / 2))
+    assert np.isnan(validation_reference(per_image[per_image["method"] == "ce"], pairs, 2, cards)[1])
+    del cards["biharmonic"]  # no method with nothing to train: no reference line
+    assert validation_reference(per_image, pairs, 2, cards) is None
 
 
 def test_training_curves_draw_the_biharmonic_line_on_the_validation_panel():
@@ -86,11 +91,11 @@ def test_training_curves_draw_the_biharmonic_line_on_the_validation_panel():
 
     curve = pd.DataFrame({"step": [10, 20], "g/total": [1.0, 0.5]})
     val = pd.DataFrame({"step": [10, 20], "psnr_hole": [15.0, 18.0]})
-    figure = curves_figure({"ours": curve}, {"ours": val}, reference=27.5)
+    figure = curves_figure({"ours": curve}, {"ours": val}, built_in_cards(), reference=("biharmonic", 27.5))
     validation_axis = figure.axes[-1]
     flat = [line for line in validation_axis.lines if np.allclose(line.get_ydata(), 27.5)]
-    assert len(flat) == 1 and "27.5 dB" in flat[0].get_label()
-    without = curves_figure({"ours": curve}, {"ours": val}, reference=None)
+    assert len(flat) == 1 and flat[0].get_label() == "Biharmonic (no training): 27.5 dB"
+    without = curves_figure({"ours": curve}, {"ours": val}, built_in_cards(), reference=None)
     assert not any(np.allclose(line.get_ydata(), 27.5) for line in without.axes[-1].lines)
 
 
@@ -99,7 +104,7 @@ def test_markdown_links_figures_and_holds_tables_and_provenance(report, micro_pi
     for name in FIGURES:
         assert f"](figures/{name}.png)" in markdown  # relative, so the folder can move as a whole
     for name in TABLE_NAMES:
-        assert f"### {TITLES[name]}" in markdown
+        assert f"### {title(name, built_in_cards())}" in markdown
         # The table rows themselves, not only the titles.
         first_row = (micro_pipeline / "reports/tables" / f"{name}.md").read_text().splitlines()[4]
         assert first_row.startswith("| CE |") and first_row in markdown

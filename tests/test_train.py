@@ -38,9 +38,16 @@ def write_params(folder: Path, **changes) -> Path:
 
 @pytest.fixture
 def workdir(tmp_path, micro_pipeline) -> Path:
-    """A folder whose data/ is the micro pipeline's prepared data, with fresh models/ and checkpoints/."""
-    (tmp_path / "data").symlink_to(micro_pipeline / "data", target_is_directory=True)
-    return tmp_path
+    """A folder laid out like the repo, with fresh models/ and checkpoints/ (see `lay_out`)."""
+    return lay_out(tmp_path, micro_pipeline)
+
+
+def lay_out(folder: Path, micro_pipeline: Path) -> Path:
+    """`folder` as a stage sees the repo: data/ is the micro pipeline's prepared data, and fgi/ the code
+    (a stage checks that each method's code lies at its `methods` path)."""
+    (folder / "data").symlink_to(micro_pipeline / "data", target_is_directory=True)
+    (folder / "fgi").symlink_to(REPO / "fgi", target_is_directory=True)
+    return folder
 
 
 def paths_in(folder: Path, out: str = "") -> Paths:
@@ -71,6 +78,7 @@ def test_kill_9_then_rerun_resumes_from_the_checkpoint(workdir):
     deadline = time.monotonic() + 300
     while not checkpoint.exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)  # how often to look, not how long to wait: the kill follows the file
+    assert first.poll() is None, first.stdout.read().decode()[-3000:]
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
     assert first.returncode == -signal.SIGKILL, first.stdout.read().decode()[-3000:]
@@ -129,8 +137,7 @@ def test_two_nodes_form_one_job_with_the_result_of_one_two_process_job(workdir, 
     endpoint = f"127.0.0.1:{free_port()}"
     nodes = []
     for k in range(2):
-        node = tmp_path_factory.mktemp(f"node{k}")
-        (node / "data").symlink_to(micro_pipeline / "data", target_is_directory=True)
+        node = lay_out(tmp_path_factory.mktemp(f"node{k}"), micro_pipeline)
         write_params(node, **one_job, **{"train.nproc": 1, "train.nnodes": 2, "train.rdzv_endpoint": endpoint})
         nodes.append(node)
     for code, output in run_nodes(command, nodes, env):
