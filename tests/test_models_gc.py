@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
 from fgi.errors import UserError
-from fgi.methods.gc.contextual_attention import (ContextualAttention, align_corners_indices,
+from fgi.methods.gc.contextual_attention import (VARIANTS, ContextualAttention, align_corners_indices,
                                             resize_nearest_align_corners, same_padding)
 from fgi.methods.gc.networks import GatedConv2d, GatedDeconv2d, GatedGenerator, SameConv2d, SNPatchGAN, dilation_rates
 
@@ -181,21 +181,24 @@ def test_contextual_attention_copies_the_matching_known_patch(fuse):
     torch.testing.assert_close(out[..., HOLE[0], HOLE[1]], expected, atol=1e-5, rtol=0)
 
 
-def test_contextual_attention_never_copies_patches_that_overlap_the_hole():
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_contextual_attention_never_copies_patches_that_overlap_the_hole(variant):
     background = feature_map(1)
     noise = feature_map(2)[..., :14, :14]
     # The known region down-right holds a noisy copy of the region around the
     # hole; the background inside the hole matches the foreground exactly.
     background[..., SHIFTED[0], SHIFTED[1]] = background[..., SOURCE[0], SOURCE[1]] + 0.5 * noise
     foreground = background.clone()
-    attention = ContextualAttention()
+    attention = ContextualAttention(variant=variant)
 
     unmasked = attention(foreground, background, torch.zeros(1, 1, 32, 32))
     masked = attention(foreground, background, hole_map())
 
     # Without a hole each position copies itself, the exact match, so the map
-    # comes back whole: the border too, which the released division by 4 halves ...
-    torch.testing.assert_close(unmasked, background, atol=1e-3, rtol=0)
+    # comes back whole (the released division by 4 halves the one-pixel border) ...
+    inside = (slice(1, 31), slice(1, 31)) if variant == "released" else (slice(None), slice(None))
+    torch.testing.assert_close(unmasked[..., inside[0], inside[1]], background[..., inside[0], inside[1]],
+                               atol=1e-3, rtol=0)
     exact_copy = background[..., HOLE[0], HOLE[1]]
     noisy_copy = background[..., PASTED[0], PASTED[1]]
     # ... with the hole, the best match that lies wholly outside it.
@@ -216,11 +219,36 @@ def test_contextual_attention_ignores_background_inside_a_thin_hole():
     foreground = feature_map(4)
     scrambled = torch.where(hole.bool(), 100 * feature_map(5), background)
 
-    attention = ContextualAttention(fuse=False)
-    out = attention(foreground, background, hole)
-    out_scrambled = attention(foreground, scrambled, hole)
+    corrected = ContextualAttention(fuse=False, variant="corrected")
+    torch.testing.assert_close(corrected(foreground, scrambled, hole), corrected(foreground, background, hole),
+                               atol=1e-5, rtol=0)
+    # As released, the stroke is read with the features' nearest resize, which steps over it: the
+    # patches across it stay candidates, and what lies under the stroke is copied.
+    released = ContextualAttention(fuse=False, variant="released")
+    assert (released(foreground, scrambled, hole) - released(foreground, background, hole)).abs().max() > 1.0
 
-    torch.testing.assert_close(out_scrambled, out, atol=1e-5, rtol=0)
+
+def test_released_attention_gives_every_non_candidate_exp_0_in_the_softmax():
+    """Released: a non-candidate's score is zeroed, not removed, before the softmax. With a zero
+    foreground every score is 0, so each of the L patches weighs 1/L and only the candidates' weights
+    survive: the paste is the corrected one (weights 1/candidates) times candidates / L."""
+    background = feature_map(9)
+    hole = torch.ones(1, 1, 32, 32)
+    hole[..., 20:, 20:] = 0  # a known corner: 5 x 5 of the 16 x 16 matching patches are candidates
+    foreground = torch.zeros_like(background)
+    released = ContextualAttention(fuse=False, variant="released")(foreground, background, hole)
+    corrected = ContextualAttention(fuse=False, variant="corrected")(foreground, background, hole)
+    inside = (slice(2, 30), slice(2, 30))  # away from the border, where the two pastes divide alike
+    torch.testing.assert_close(released[..., inside[0], inside[1]],
+                               corrected[..., inside[0], inside[1]] * 25 / 256, atol=1e-6, rtol=1e-5)
+
+
+def test_released_attention_divides_the_paste_by_4_so_the_border_is_halved():
+    features = feature_map(10)
+    released = ContextualAttention(variant="released")(features, features, torch.zeros(1, 1, 32, 32))
+    torch.testing.assert_close(released[..., 1:31, 1:31], features[..., 1:31, 1:31], atol=1e-4, rtol=0)
+    torch.testing.assert_close(released[..., 0, 1:31], features[..., 0, 1:31] / 2, atol=1e-4, rtol=0)
+    torch.testing.assert_close(released[..., 0, 0], features[..., 0, 0] / 4, atol=1e-4, rtol=0)
 
 
 def test_contextual_attention_batch_matches_per_sample_and_image_resolution_hole():
@@ -239,9 +267,10 @@ def test_contextual_attention_batch_matches_per_sample_and_image_resolution_hole
     assert not torch.allclose(batched[0], batched[1])
 
 
-def test_contextual_attention_with_no_known_patch_returns_zeros():
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_contextual_attention_with_no_known_patch_returns_zeros(variant):
     features = feature_map(8)
-    out = ContextualAttention()(features, features, torch.ones(1, 1, 32, 32))
+    out = ContextualAttention(variant=variant)(features, features, torch.ones(1, 1, 32, 32))
     assert torch.equal(out, torch.zeros_like(out))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Literal
 
 
 from fgi.config import spec
@@ -29,6 +30,7 @@ class GCParams:
     w_l1: float = spec(ge=0.0)
     w_adv: float = spec(ge=0.0)
     attention: bool = spec()
+    attention_variant: Literal["released", "corrected"] = spec()
 
 
 class GCObjective(Objective):
@@ -52,7 +54,8 @@ class GCObjective(Objective):
 METHOD = Method(
     name="gc", display="GC", citation="Yu et al. [6]",
     params=GCParams,
-    generator=lambda cfg, size: GatedGenerator(size, cfg.width, attention=cfg.attention),
+    generator=lambda cfg, size: GatedGenerator(size, cfg.width, attention=cfg.attention,
+                                               attention_variant=cfg.attention_variant),
     discriminator=lambda cfg, size: SNPatchGAN(size, cfg.width),
     objective=GCObjective,
     # Jam et al., Tables 1 and 2 (3,000 CelebA-HQ test images at 256²): MSE, MAE, FID, PSNR, SSIM.

@@ -23,22 +23,28 @@ released TensorFlow `contextual_attention` (JiahuiYu/generative_inpainting):
    an identity kernel, along the width and then along the height, so a match
    whose neighbours match with the same displacement scores higher.
 5. Softmax over the candidates with `softmax_scale`.
-6. Paste: transposed convolution with the raw patches as kernels, divided by
-   the number of raw patches that cover each pixel.
+6. Paste: transposed convolution with the raw patches as kernels, divided by 4.
 
-Deviations from the released code, each on purpose:
-* the hole is per sample (the released code uses one mask for the batch);
-* the hole is downsampled with max-pooling (a cell is a hole if any pixel in it
-  is), so a candidate's raw patch is hole-free even when a thin stroke falls
-  between the pixels nearest sampling would read. The release resizes the
-  mask with the same align-corners nearest as the features (image → feature
-  side in `resize_mask_like`, then 1/rate inside the layer); at these integer
-  factors every pixel it reads lies in the block the max-pool covers, so the
-  max-pooled hole contains the released one;
-* non-candidates get exactly zero weight (the released code zeroes their
-  scores, so each still adds exp(0) to the softmax denominator);
-* the paste is divided by the overlap count instead of 4: identical away
-  from the border, and the one-pixel border is not halved.
+`variant="released"` (every profile's `models.gc.attention_variant`) is the
+layer as released in all of this. The one difference: the hole is per sample,
+whereas the released code uses one mask for the batch. In the release:
+
+* the hole is resized with the same align-corners nearest as the features,
+  image → feature side (`resize_mask_like`), then 1/rate inside the layer;
+* a non-candidate's score is zeroed before the softmax, so each still adds
+  exp(0) to its denominator, and its weight is zeroed after it;
+* the paste is divided by 4, so the one-pixel border, which two raw patches
+  cover instead of four, comes out halved.
+
+`variant="corrected"` changes exactly those three points:
+
+* the hole is downsampled with max-pooling (a cell is a hole if any pixel in
+  it is), so a candidate's raw patch is hole-free even when a thin stroke
+  falls between the pixels nearest sampling reads. At these integer factors,
+  the max-pooled hole contains the released one;
+* non-candidates get exactly zero weight, so no probability mass goes to them;
+* the paste is divided by the number of raw patches that cover each pixel.
+  Away from the border this is the same; the border is not halved.
 """
 
 from __future__ import annotations
@@ -117,6 +123,9 @@ def resize_hole(hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(hole, size=size, mode="nearest")
 
 
+VARIANTS = ("released", "corrected")
+
+
 class ContextualAttention(nn.Module):
     """`forward(foreground, background, hole) -> (N, C, H, W)`; no learned parameters.
 
@@ -128,8 +137,10 @@ class ContextualAttention(nn.Module):
     """
 
     def __init__(self, ksize: int = 3, stride: int = 1, rate: int = 2, fuse_k: int = 3,
-                 softmax_scale: float = 10.0, fuse: bool = True):
+                 softmax_scale: float = 10.0, fuse: bool = True, variant: str = "released"):
         super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         if ksize % 2 == 0 or fuse_k % 2 == 0:
             raise ValueError(f"ksize and fuse_k must be odd, got {ksize} and {fuse_k}")
         if fuse and stride != 1:
@@ -137,11 +148,11 @@ class ContextualAttention(nn.Module):
             # step; with stride > 1 those displacements differ.
             raise ValueError(f"fuse needs stride 1, got stride {stride}")
         self.ksize, self.stride, self.rate = ksize, stride, rate
-        self.fuse_k, self.softmax_scale, self.fuse = fuse_k, softmax_scale, fuse
+        self.fuse_k, self.softmax_scale, self.fuse, self.variant = fuse_k, softmax_scale, fuse, variant
 
     def extra_repr(self) -> str:
         return (f"ksize={self.ksize}, stride={self.stride}, rate={self.rate}, fuse_k={self.fuse_k}, "
-                f"softmax_scale={self.softmax_scale}, fuse={self.fuse}")
+                f"softmax_scale={self.softmax_scale}, fuse={self.fuse}, variant={self.variant}")
 
     def forward(self, foreground: torch.Tensor, background: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         n, c, h, w = foreground.shape
@@ -161,7 +172,7 @@ class ContextualAttention(nn.Module):
         fg_small = resize_nearest_align_corners(foreground, small)  # (N, C, H/r, W/r)
         bg_small = resize_nearest_align_corners(background, small)  # (N, C, H/r, W/r)
         patches = extract_patches(bg_small, self.ksize, self.stride)  # (N, L, C, k, k)
-        hole_small = resize_hole(resize_hole(hole.to(foreground.dtype), (h, w)), small)  # (N, 1, H/r, W/r)
+        hole_small = self._hole_at(hole.to(foreground.dtype), (h, w), small)  # (N, 1, H/r, W/r)
         hole_patches = extract_patches(hole_small, self.ksize, self.stride)  # (N, L, 1, k, k)
         candidate = hole_patches.flatten(2).amax(dim=2) == 0  # (N, L)
         grid = (-(-small[0] // self.stride), -(-small[1] // self.stride))  # background patch grid, L = gh·gw
@@ -173,21 +184,35 @@ class ContextualAttention(nn.Module):
             scores = F.conv2d(fg_small[i:i + 1], kernels, padding=self.ksize // 2)  # (1, L, H/r, W/r)
             if self.fuse:
                 scores = self._fuse(scores, grid)  # (1, L, H/r, W/r)
-            scores = (scores * self.softmax_scale).masked_fill(
-                ~candidate[i].view(1, -1, 1, 1), torch.finfo(scores.dtype).min)
-            # The finite fill keeps an all-hole sample from producing NaN: its
-            # softmax is uniform, and the candidate mask then zeroes it.
-            attention = F.softmax(scores, dim=1) * candidate[i].view(1, -1, 1, 1).to(scores.dtype)  # (1, L, H/r, W/r)
+            keep = candidate[i].view(1, -1, 1, 1).to(scores.dtype)  # (1, L, 1, 1)
+            if self.variant == "released":  # yi *= mm; softmax(yi * scale); yi *= mm
+                attention = F.softmax(scores * keep * self.softmax_scale, dim=1) * keep  # (1, L, H/r, W/r)
+            else:
+                # The finite fill keeps an all-hole sample from producing NaN: its
+                # softmax is uniform, and the candidate mask then zeroes it.
+                scores = (scores * self.softmax_scale).masked_fill(keep == 0, torch.finfo(scores.dtype).min)
+                attention = F.softmax(scores, dim=1) * keep  # (1, L, H/r, W/r)
             out = F.conv_transpose2d(attention, raw_patches[i], stride=rate)  # (1, C, H + r, W + r)
             pasted.append(out)
         crop = same_padding(h, 2 * rate, rate)[0]
         pasted = torch.cat(pasted)[..., crop:crop + h, crop:crop + w]  # (N, C, H, W)
+        if self.variant == "released":
+            return pasted / 4.0
 
         # How many raw patches cover each pixel: 4 inside, fewer on the border.
         ones = foreground.new_ones(1, 1, *small)
         overlap = F.conv_transpose2d(ones, foreground.new_ones(1, 1, 2 * rate, 2 * rate), stride=rate)
         overlap = overlap[..., crop:crop + h, crop:crop + w]  # (1, 1, H, W)
         return pasted / overlap
+
+    def _hole_at(self, hole: torch.Tensor, feature: tuple[int, int], small: tuple[int, int]) -> torch.Tensor:
+        """The hole at the matching resolution: as released, the features' align-corners nearest resize
+        (image → feature side, then 1/rate); corrected, max-pooled (any hole pixel makes a hole cell)."""
+        if self.variant == "released":
+            if tuple(hole.shape[-2:]) != feature:
+                hole = resize_nearest_align_corners(hole, feature)
+            return resize_nearest_align_corners(hole, small)
+        return resize_hole(resize_hole(hole, feature), small)
 
     def _fuse(self, scores: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """(1, L, fh, fw) scores → the same, each summed with its fuse_k - 1 diagonal neighbours."""

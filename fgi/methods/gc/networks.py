@@ -182,7 +182,7 @@ class GatedGenerator(nn.Module):
     to both. Neither output is composited; the caller pastes the known pixels.
     """
 
-    def __init__(self, size: int, width: float = 1.0, attention: bool = True):
+    def __init__(self, size: int, width: float = 1.0, attention: bool = True, attention_variant: str = "released"):
         super().__init__()
         check_size(size, "GatedGenerator")
         check_width(width, "GatedGenerator")
@@ -219,7 +219,7 @@ class GatedGenerator(nn.Module):
         )
         # Without attention (an ablation, `models.gc.attention: false`) the branch's
         # features pass straight on, so the parameter count stays the same.
-        self.attention = ContextualAttention(ksize=3, stride=1, rate=2) if attention else None
+        self.attention = ContextualAttention(ksize=3, stride=1, rate=2, variant=attention_variant) if attention else None
         self.refine_attention_out = nn.Sequential(
             GatedConv2d(2 * c, 2 * c, 3),
             GatedConv2d(2 * c, 2 * c, 3),
