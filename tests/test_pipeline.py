@@ -115,6 +115,8 @@ def test_training_outputs_and_runs(micro_pipeline):
     for name in ("ours", "ce", "pconv", "gc", "toy"):
         final = torch.load(micro_pipeline / "models" / name / "model.pt", weights_only=True)
         assert final["model"] == name and final["step"] == 2
+        # Only what its stage reads: another section's edit, which does not rerun it, cannot stale it.
+        assert set(final["params"]) == {"seed", "train", "models"} and list(final["params"]["models"]) == [name]
         assert (micro_pipeline / "models" / name / "val.csv").read_text().startswith("step,epoch,psnr_hole")
         (run,) = client.search_runs([experiment.experiment_id], f"tags.dvc_stage = 'train@{name}'")
         assert run.data.tags["model"] == name and run.data.tags["device"] == "cpu"

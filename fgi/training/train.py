@@ -293,11 +293,16 @@ def loop(session: Session, run: tracking.Run) -> int:
 
 def save_outputs(params: Params, name: str, cfg: Any, paths: Paths, generator: Any, step: int,
                  history: dict, grid: np.ndarray, run: tracking.Run) -> None:
-    """`models/<name>/`: model.pt (method, size, params, generator weights), curves, sample grid."""
+    """`models/<name>/`: model.pt (method, size, params, generator weights), curves, sample grid.
+
+    model.pt records the params its stage trained with (`seed`, `train`, `models.<name>`), not the
+    whole file: a key this stage does not read must not change its bytes, since DVC would not rerun
+    it and the recorded copy would go stale."""
     out = paths.models / name
     weights = generator.state_dict() if isinstance(generator, torch.nn.Module) else {}
+    trained_with = {"seed": params.seed, "train": to_dict(params.train), "models": {name: to_dict(cfg)}}
     final = {"model": name, "step": step, "size": params.data.size, "cfg": to_dict(cfg), "generator": weights,
-             "params": to_dict(params), "weights_provenance": provenance_tag(paths.weights)}
+             "params": trained_with, "weights_provenance": provenance_tag(paths.weights)}
     save_atomic(final, out / "model.pt")
     write_curves(out, history)
     files.save_png(out / "samples.png", grid)
