@@ -401,6 +401,23 @@ def test_cached_weights_are_pretrained_with_their_sha256(params, tmp_path, monke
         weights.fetch_weights(params, tmp_path / "weights2")
 
 
+def test_a_network_without_a_published_checksum_is_found_where_lama_puts_it(params, tmp_path, monkeypatch):
+    """The ADE20k encoder sits at $TORCH_HOME/ade20k/... (LaMa's README); its sha256 is recorded, not checked."""
+    content = b"pretend this is the ADE20k encoder"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(weights, "NETWORKS", {"ade20k_resnet50dilated": weights.NETWORKS["ade20k_resnet50dilated"]})
+    assert weights.expected_prefix(weights.NETWORKS["ade20k_resnet50dilated"]) is None
+    provenance = weights.fetch_weights(params, tmp_path / "offline")
+    assert provenance["ade20k_resnet50dilated"]["status"] == weights.RANDOM_INIT
+    assert weights.weights_file(tmp_path / "offline", "ade20k_resnet50dilated") is None
+    cached = tmp_path / "torch" / weights.TORCH_HOME_FILES["ade20k_resnet50dilated"]
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(content)
+    entry = weights.fetch_weights(params, tmp_path / "cached")["ade20k_resnet50dilated"]
+    assert entry == {"status": "pretrained", "file": "ade20k_resnet50dilated.pth", "source": str(cached),
+                     "sha256": hashlib.sha256(content).hexdigest(), "checksum": "none published"}
+
+
 @pytest.fixture
 def file_server(tmp_path):
     """A loopback HTTP server over a folder (at most a few requests per test)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
@@ -37,13 +38,22 @@ def unwrap(module: nn.Module) -> nn.Module:
     return getattr(module, "_orig_mod", module)  # torch.compile's OptimizedModule
 
 
+def _random_init(network: str) -> None:
+    return None
+
+
 class Objective(abc.ABC):
-    """A model's networks, optimisers and one training step."""
+    """A model's networks, optimisers and one training step.
+
+    `vgg` builds the VGG16 feature extractor (when `uses_vgg`); `pretrained(network)` gives the
+    file of any other network the `weights` stage fetched (fgi/data/weights.py), or None when it
+    is random-init offline, for an objective with a loss network of its own."""
 
     uses_vgg = False
 
-    def __init__(self, method, cfg: Any, size: int, vgg: Callable[[], VGG16Features] | None = None):
-        self.name, self.cfg = method.name, cfg
+    def __init__(self, method, cfg: Any, size: int, vgg: Callable[[], VGG16Features] | None = None,
+                 pretrained: Callable[[str], Path | None] = _random_init):
+        self.name, self.cfg, self.pretrained = method.name, cfg, pretrained
         self.generator = method.generator(cfg, size)
         self.discriminator = method.discriminator(cfg, size) if method.discriminator else None
         self.vgg = vgg() if self.uses_vgg and vgg is not None else None
@@ -80,13 +90,15 @@ class Objective(abc.ABC):
         """One update of every network; returns the loss terms."""
 
 
-def make_objective(method, cfg: Any, size: int, vgg: Callable[[], VGG16Features] | None = None) -> Objective:
-    """The training objective of learned `method` (an `fgi.methods.Method`, or its name) on its section `cfg`."""
+def make_objective(method, cfg: Any, size: int, vgg: Callable[[], VGG16Features] | None = None,
+                   pretrained: Callable[[str], Path | None] = _random_init) -> Objective:
+    """The training objective of learned `method` (an `fgi.methods.Method`, or its name) on its section `cfg`;
+    without `vgg` and `pretrained`, loss networks are random-init."""
     if isinstance(method, str):
         method = methods.get(method)
     if not method.learned:
         raise UserError(f"{method.name!r} is a classical method: it has nothing to train")
-    return method.objective(method, cfg, size, vgg)
+    return method.objective(method, cfg, size, vgg, pretrained)
 
 
 def parameter_count(module: nn.Module | None) -> int:

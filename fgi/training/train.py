@@ -153,7 +153,8 @@ def setup(params: Params, name: str, cfg: Any, paths: Paths, world: Distributed)
     layers = getattr(cfg, "vgg_layers", ("pool1",))
     objective = make_objective(methods.get(name), cfg, params.data.size,
                                vgg=lambda: VGG16Features(layers, weights=weights_file(paths.weights, "vgg16"),
-                                                         seed=params.seed))
+                                                         seed=params.seed),
+                               pretrained=lambda network: weights_file(paths.weights, network))
     memory = torch.channels_last if on_cuda and params.train.channels_last else torch.contiguous_format
     objective.to(world.device, memory)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if on_cuda and params.train.amp \
