@@ -29,6 +29,7 @@ from fgi.config import Params, load_params
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository
 PAPER_PROFILE = ROOT / "configs" / "paper.yaml"
+STUDY_PROFILE = ROOT / "configs" / "study.yaml"
 REPORT = ROOT / "reports" / "bench.md"
 ORDER = ("prepare", "evaluate", "inference", "training", "e2e", "gpu_train")
 
@@ -67,6 +68,10 @@ def say(message: str) -> None:
 
 def paper_params() -> Params:
     return load_params(PAPER_PROFILE)
+
+
+def study_params() -> Params:
+    return load_params(STUDY_PROFILE)
 
 
 def replace(params, **changes):

@@ -38,7 +38,7 @@ from fgi.config import method_config
 from fgi.methods.vgg import VGG16Features
 from fgi.methods.base import make_objective
 
-MODELS = ("ours", "ce", "pconv", "gc")
+MODELS = ("ours", "ce", "pconv", "gc", "lama")
 PAPER_IMAGES = 100 * 27_000  # epochs × training images (configs/paper.yaml)
 
 

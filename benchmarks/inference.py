@@ -65,29 +65,30 @@ from fgi.inference import for_inference, inference_autocast, load_generator
 NAME = "inference"
 SIZE = 256
 TARGET_SECONDS = 0.3
+SMALL_SIZE, SMALL_MODELS = 64, ("ours", "lama")
 # The paper's learned methods, ours first: the latency target is its.
 LEARNED = sorted((name for name in paper_params().methods if methods.get(name).learned), key=lambda n: n != "ours")
 
 
-def write_checkpoint(name: str, folder: Path) -> Path:
+def write_checkpoint(name: str, folder: Path, size: int = SIZE) -> Path:
     """A `model.pt` as the train stage writes it, with seeded random weights."""
     cfg = method_config(paper_params(), name)
     torch.manual_seed(0)
-    generator = methods.get(name).generator(cfg, SIZE)
+    generator = methods.get(name).generator(cfg, size)
     path = folder / name / "model.pt"
     path.parent.mkdir(parents=True)
-    torch.save({"model": name, "step": 0, "size": SIZE, "cfg": to_dict(cfg),
+    torch.save({"model": name, "step": 0, "size": size, "cfg": to_dict(cfg),
                 "generator": generator.state_dict()}, path)
     return path
 
 
-def sample_pair(folder: Path) -> tuple[Image.Image, Image.Image, Path, Path]:
-    """A synthetic 256² face and a doodle hole mask (white = hole, ~25 % of the image), also as files."""
+def sample_pair(folder: Path, size: int = SIZE) -> tuple[Image.Image, Image.Image, Path, Path]:
+    """A synthetic size² face and a doodle hole mask (white = hole, ~25 % of the image), also as files."""
     face, _ = render_face(np.random.default_rng(7))
-    image = face.resize((SIZE, SIZE), Image.Resampling.LANCZOS)
+    image = face.resize((size, size), Image.Resampling.LANCZOS)
     doodle = render_doodle(np.random.default_rng(7), 0.2, 0.3)  # 0 = hole
     mask = Image.fromarray(np.where(np.asarray(doodle) < 128, 255, 0).astype(np.uint8))
-    mask = mask.resize((SIZE, SIZE), Image.Resampling.NEAREST)
+    mask = mask.resize((size, size), Image.Resampling.NEAREST)
     image_path, mask_path = folder / "face.png", folder / "mask.png"
     image.save(image_path)
     mask.save(mask_path)
@@ -113,6 +114,24 @@ def forward_seconds(generator: nn.Module, inputs: tuple, repeats: int, context=c
         with torch.inference_mode(), context():
             generator(*inputs)
     return median(latencies(forward, repeats))
+
+
+def small_size_rows(folder: Path, repeats: int) -> list[list[str]]:
+    """`inpaint_image` latency of SMALL_MODELS at SMALL_SIZE², float32 and `auto`."""
+    folder.mkdir()
+    image, mask, _, _ = sample_pair(folder, SMALL_SIZE)
+    hole = torch.from_numpy(np.asarray(mask) >= 128).float()[None, None]  # (1, 1, s, s)
+    masked = image_tensor(np.array(image))[None] * (1 - hole)  # (1, 3, s, s)
+    rows = []
+    for name in SMALL_MODELS:
+        _, generator, size = load_generator(write_checkpoint(name, folder, SMALL_SIZE), "cpu")
+        flops = count_flops(generator, masked, hole)
+        latency32 = median(latencies(functools.partial(inpaint, generator, size, image, mask, "float32"), repeats))
+        precision = for_inference(generator, "auto", torch.device("cpu"))
+        latency = median(latencies(functools.partial(inpaint, generator, size, image, mask, precision), repeats))
+        say(f"inference: {name} at {SMALL_SIZE}²: {latency:.4f} s in {precision}, {latency32:.4f} s in float32")
+        rows.append([name, fmt(flops / 1e9), fmt(latency32), precision, fmt(latency)])
+    return rows
 
 
 # ---------------------------------------------------------------- experiments on ours
@@ -252,6 +271,7 @@ def run(quick: bool = False) -> Section:
                 command = cli_seconds(tmp / "ours", image_path, mask_path, tmp / "filled.png")
                 _, fresh, _ = load_generator(tmp / "ours", "cpu")  # NCHW float32 again, for the experiments
                 experiment_rows = experiments(fresh, (masked, hole), repeats, compile_too=not quick)
+        small_rows = small_size_rows(tmp / f"{SMALL_SIZE}px", repeats)
 
     ours_check = checks[0]
     floor32, floor16 = ours["flops"] / 1e9 / peak, ours["flops"] / 1e9 / peak_bf16
@@ -280,5 +300,8 @@ def run(quick: bool = False) -> Section:
         ("What was tried on ours' forward pass (same network and weights; max abs Δ is the largest output "
          "difference against the float32 baseline in 0–255 levels, before rounding):"),
         table(["variant", "forward s", "speed-up", "max abs Δ (levels)"], experiment_rows),
+        (f"At {SMALL_SIZE}² (the demo's and the study's size), the same networks at width 1.0, the same way: Ours "
+         "beside LaMa, whose Fourier units run FFTs (always float32: torch.fft has no bfloat16 kernels)."),
+        table(["model", "GFLOP / image", "float32 s", "auto →", "auto s"], small_rows),
     ])
     return Section(NAME, "inference: `fgi inpaint` latency per 256² image (CPU)", body, checks)

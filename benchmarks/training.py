@@ -2,7 +2,10 @@
 
 ours       `fgi.methods.base.make_objective(name, cfg, 256, vgg=...)` with the paper
            profile's model sections (configs/paper.yaml: width 1.0, its losses and
-           optimisers), a seeded random VGG16 (as offline) and deterministic
+           optimisers) for every learned method of that profile; and at 64², batch 8,
+           with the study profile's sections (configs/study.yaml, width 0.5), Ours beside
+           LaMa, whose Fourier units run FFTs (a slow path on CPUs, so measured before any
+           optimisation). A seeded random VGG16 (as offline) and deterministic
            algorithms (as `fgi.training.train` on the CPU); `Objective.step` on a batch of 5:
            one warm-up step, counted by `FlopCounterMode` (forward and backward of
            every network, 2 FLOPs per multiply-accumulate), then timed steps.
@@ -31,7 +34,8 @@ from benchmarks.common import Check, CpuMeter, Section, fmt, matmul_peak, median
 NAME = "training"
 SIZE = 256
 BATCH = 5
-MODELS = ("ours", "ce", "pconv", "gc")
+MODELS = ("ours", "ce", "pconv", "gc", "lama")
+SMALL_SIZE, SMALL_BATCH, SMALL_MODELS = 64, 8, ("ours", "lama")  # the study profile's training step
 PAPER_EPOCH_IMAGES = 27_000
 
 
@@ -47,13 +51,13 @@ def _memory_gib(field: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # not Linux: the best there is
 
 
-def child(name: str, steps: int, batch: int, size: int) -> dict:
+def child(name: str, steps: int, batch: int, size: int, profile: str = "paper") -> dict:
     """Build one model's objective, run warm-up + `steps` steps, return timings, FLOPs and memory."""
     import numpy as np
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from benchmarks.common import paper_params
+    from benchmarks.common import paper_params, study_params
     from fgi.config import method_config
     from fgi.data.doodles import render_doodle
     from fgi.methods.vgg import VGG16Features
@@ -62,7 +66,7 @@ def child(name: str, steps: int, batch: int, size: int) -> dict:
     baseline = _memory_gib("VmRSS")
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True, warn_only=True)  # as fgi.training.train runs on the CPU
-    cfg = method_config(paper_params(), name)
+    cfg = method_config(paper_params() if profile == "paper" else study_params(), name)
     layers = getattr(cfg, "vgg_layers", ("pool1",))
     objective = make_objective(name, cfg, size, vgg=lambda: VGG16Features(layers, weights=None, seed=0))
     for network in objective.networks().values():
@@ -92,9 +96,9 @@ def child(name: str, steps: int, batch: int, size: int) -> dict:
             "threads": torch.get_num_threads()}
 
 
-def measure(name: str, steps: int, batch: int = BATCH, size: int = SIZE) -> dict:
+def measure(name: str, steps: int, batch: int = BATCH, size: int = SIZE, profile: str = "paper") -> dict:
     command = [sys.executable, "-m", "benchmarks.training", "--child", name, "--steps", str(steps),
-               "--batch", str(batch), "--size", str(size)]
+               "--batch", str(batch), "--size", str(size), "--profile", profile]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -109,6 +113,7 @@ def run(quick: bool = False) -> Section:
             result = measure(name, steps)
             results.append(result)
             say(f"training: {name}: {median(result['seconds']):.1f} s/step, peak RSS {result['peak_rss_gib']:.2f} GiB")
+        small = [measure(name, 2 * steps + 1, SMALL_BATCH, SMALL_SIZE, "study") for name in SMALL_MODELS]
     for r in results:
         step = median(r["seconds"])
         rate = r["flops"] / step / 1e9
@@ -118,6 +123,15 @@ def run(quick: bool = False) -> Section:
         checks.append(Check(f"{r['model']}: training step, 256², batch {BATCH}", step, peak, "s/step",
                             "2048² float32 matmul", rate / peak, note=f"{fmt(rate)} GFLOP/s, peak RSS "
                             f"{r['peak_rss_gib']:.2f} GiB", reference_unit="GFLOP/s"))
+    small_rows = []
+    for r in small:
+        step = median(r["seconds"])
+        rate = r["flops"] / step / 1e9
+        small_rows.append([r["model"], fmt(r["parameters"] / 1e6), fmt(step), fmt(SMALL_BATCH / step),
+                           fmt(r["flops"] / 1e9), fmt(rate), f"{rate / peak:.0%}", fmt(r["peak_rss_gib"])])
+        checks.append(Check(f"{r['model']}: training step, {SMALL_SIZE}², batch {SMALL_BATCH}, study profile", step,
+                            peak, "s/step", "2048² float32 matmul", rate / peak, reference_unit="GFLOP/s",
+                            note=f"{fmt(rate)} GFLOP/s"))
     baseline = max(r["baseline_rss_gib"] for r in results)
     body = "\n\n".join([
         (f"Paper profile (width 1.0), {SIZE}², batch {BATCH}, random VGG16, CPU with "
@@ -129,6 +143,10 @@ def run(quick: bool = False) -> Section:
         (f"Peak RSS is the subprocess's `VmHWM` (/proc/self/status); {baseline:.2f} GiB of it is the "
          "interpreter with torch and fgi imported, before any network is built. No target: the issue asks "
          "for the numbers; the paper run is meant for a GPU (`python -m benchmarks.gpu_train`)."),
+        (f"The study profile's step (configs/study.yaml: width 0.5), {SMALL_SIZE}², batch {SMALL_BATCH}, the same "
+         "way:"),
+        table(["model", "parameters (M, all networks)", "s / step", "images/s", "GFLOP / step", "GFLOP/s",
+               "of matmul peak", "peak RSS GiB"], small_rows),
     ])
     return Section(NAME, f"training: seconds per step at {SIZE}², batch {BATCH} (CPU)", body, checks)
 
@@ -139,8 +157,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--batch", type=int, default=BATCH)
     parser.add_argument("--size", type=int, default=SIZE)
+    parser.add_argument("--profile", choices=("paper", "study"), default="paper")
     args = parser.parse_args()
-    print(json.dumps(child(args.child, args.steps, args.batch, args.size)), flush=True)
+    print(json.dumps(child(args.child, args.steps, args.batch, args.size, args.profile)), flush=True)
 
 
 if __name__ == "__main__":

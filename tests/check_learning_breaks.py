@@ -86,6 +86,8 @@ def composite_swapped() -> Iterator[None]:
     """Known pixels from the prediction, hole pixels from the image (caught elsewhere)."""
     with contextlib.ExitStack() as stack:
         for cls in learned_objectives():  # each method's module holds its own name for composite
+            if not hasattr(sys.modules[cls.__module__], "composite"):
+                continue  # LaMa's losses read the raw prediction: it never composites in training
             stack.enter_context(patched(sys.modules[cls.__module__], "composite", lambda _: lambda prediction,
                                         image, hole: prediction * (1 - hole) + image * hole))
         yield

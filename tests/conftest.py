@@ -181,7 +181,7 @@ def built_in_cards():
     from fgi import methods
     from fgi.evaluation.cards import Cards
 
-    return Cards((name, methods.get(name).card()) for name in ("ce", "pconv", "gc", "ours", "biharmonic"))
+    return Cards((name, methods.get(name).card()) for name in ("ce", "pconv", "gc", "lama", "ours", "biharmonic"))
 
 
 def save_random_ours(folder: Path, size: int = 32) -> Path:

@@ -33,7 +33,7 @@ def key_paths(tree: dict) -> set[str]:
 def test_profiles_are_valid(path):
     params = load_params(path)
     check_sections(params)
-    assert list(params.methods) == ["ce", "pconv", "gc", "ours", "biharmonic"]  # the paper's table order
+    assert list(params.methods) == ["ce", "pconv", "gc", "lama", "ours", "biharmonic"]  # the paper's table order
     assert params.holes.ratio_min < params.holes.ratio_max
 
 

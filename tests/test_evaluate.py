@@ -22,7 +22,7 @@ from fgi.errors import UserError
 from fgi.evaluation.evaluate import jobs_for, method_folders
 
 pytestmark = pytest.mark.e2e
-METHODS = ("ce", "pconv", "gc", "ours", "biharmonic", "toy")  # the micro pipeline's `methods`, the plugin last
+METHODS = ("ce", "pconv", "gc", "lama", "ours", "biharmonic", "toy")  # the micro pipeline's `methods`, the plugin last
 
 
 def test_every_method_has_a_composited_output_for_every_pair(micro_pipeline):

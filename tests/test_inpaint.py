@@ -411,7 +411,7 @@ def test_a_description_that_is_not_ours_is_refused_naming_it(tmp_path, checkpoin
         load_mlflow_generator(str(checkpoint), None, "cpu")
 
 
-@pytest.mark.parametrize("name", ["ours", "ce", "pconv", "gc"])
+@pytest.mark.parametrize("name", ["ours", "ce", "pconv", "gc", "lama"])
 def test_bfloat16_inference_stays_within_a_few_levels_of_float32(micro_pipeline, name):
     """The fast path `fgi inpaint` takes by default where bfloat16 is native, on the trained micro checkpoints."""
     pairs = PairSet(micro_pipeline / "data" / "prepared", micro_pipeline / "data" / "foreground",

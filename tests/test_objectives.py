@@ -36,9 +36,14 @@ RECONSTRUCTION = {
     "ce": ("g/rec",),
     "pconv": ("g/valid", "g/hole", "g/perceptual", "g/style"),
     "gc": ("g/l1",),
+    "lama": ("g/l1", "g/resnet_pl"),
 }
-KNOWN_ONLY = ("g/valid",)  # PConv's L_valid: the known pixels only (its hole term is L_hole)
-ADVERSARIAL = {"ours": ("g/adv_eq4", "d/wgan"), "ce": ("g/adv", "d/bce"), "gc": ("g/adv", "d/hinge")}
+# PConv's L_valid and LaMa's L1 (weight_missing 0): the known pixels only.
+KNOWN_ONLY = {"pconv": ("g/valid",), "lama": ("g/l1",)}
+ADVERSARIAL = {"ours": ("g/adv_eq4", "d/wgan"), "ce": ("g/adv", "d/bce"), "gc": ("g/adv", "d/hinge"),
+               "lama": ("g/adv", "d/total")}
+# Discriminators that see images in [0, 1] and return (patch logits, features) (LaMa's, as released).
+PATCH_DISCRIMINATORS = {"lama"}
 
 
 class Fixed(nn.Module):
@@ -68,6 +73,16 @@ class Judge(nn.Module):
         return (score + 0 * self.weight).view(-1, 1)  # (N, 1): every loss here averages its scores
 
 
+class PatchJudge(Judge):
+    """A Judge for a discriminator of patches with features: every patch of an image gets its
+    score, and the image itself is its one feature map. The scores depend on the images (by 0 x
+    their sum) so that an R1 penalty can differentiate them: its gradient is zero."""
+
+    def forward(self, images):
+        score = super().forward(images).view(-1, 1, 1, 1) + 0 * images.sum()
+        return score.expand(-1, 1, *images.shape[-2:]), [images]
+
+
 def batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Two images in [-1, 1], a square hole, and a foreground disc that overlaps it."""
     generator = torch.Generator().manual_seed(0)
@@ -87,7 +102,9 @@ def terms(name: str, prediction: torch.Tensor, image, hole, fg_mask, real_score:
     objective = make_objective(name, cfg, SIZE, vgg=lambda: VGG16Features(
         getattr(cfg, "vgg_layers", ("pool1",)), weights=None, seed=0))
     objective.generator = Fixed(prediction)
-    if objective.discriminator is not None:
+    if name in PATCH_DISCRIMINATORS:
+        objective.discriminator = PatchJudge((image + 1) / 2, real_score, fake_score)
+    elif objective.discriminator is not None:
         objective.discriminator = Judge(image, real_score, fake_score)
     return {key: float(value.detach()) for key, value in objective.step(image, hole, fg_mask).items()}
 
@@ -99,7 +116,7 @@ def test_reconstruction_terms_vanish_at_the_ground_truth_and_not_at_the_input(na
     masked = terms(name, image * (1 - hole), image, hole, fg_mask)
     for key in RECONSTRUCTION[name]:
         assert exact[key] == pytest.approx(0.0, abs=1e-6), f"{name} {key} at the ground truth"
-        if key not in KNOWN_ONLY:  # the masked input is exact outside the hole
+        if key not in KNOWN_ONLY.get(name, ()):  # the masked input is exact outside the hole
             assert masked[key] > 1e-4, f"{name} {key} at the masked input"
 
 
@@ -110,6 +127,45 @@ def test_pconv_splits_its_pixel_loss_between_the_hole_and_the_known_pixels():
     hole_moved = terms("pconv", image + noise * hole, image, hole, fg_mask)
     assert known_moved["g/valid"] > 1e-3 and known_moved["g/hole"] == 0.0
     assert hole_moved["g/hole"] > 1e-3 and hole_moved["g/valid"] == 0.0
+
+
+def test_lama_l1_reads_the_known_pixels_only_and_feature_matching_the_discriminators_features():
+    """weight_missing 0: a prediction wrong only in the hole has no L1; feature matching is the
+    MSE between the discriminator's features of the prediction and of the image, here the
+    images themselves in [0, 1] (PatchJudge)."""
+    image, hole, fg_mask = batch()
+    cfg = method_config(PARAMS, "lama")
+    noise = torch.randn(image.shape, generator=torch.Generator().manual_seed(4))
+    hole_moved = terms("lama", image + noise * hole, image, hole, fg_mask)
+    known_moved = terms("lama", image + noise * (1 - hole), image, hole, fg_mask)
+    assert hole_moved["g/l1"] == 0.0 and known_moved["g/l1"] > 1e-3
+    expected_l1 = cfg.w_l1_known * ((noise * (1 - hole)).abs() / 2).mean()
+    assert known_moved["g/l1"] == pytest.approx(float(expected_l1), rel=1e-5)
+    expected_fm = cfg.w_fm * ((noise * hole / 2) ** 2).mean()
+    assert hole_moved["g/fm"] == pytest.approx(float(expected_fm), rel=1e-5)
+
+
+def test_lama_r1_is_the_squared_gradient_norm_at_the_real_images():
+    from fgi.methods.lama import losses as lama_losses
+    real = torch.rand(2, 3, 8, 8, requires_grad=True)
+    slope = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    logits = (real * slope).sum(dim=(1, 2, 3)).view(2, 1, 1, 1) ** 2 / 2   # d/dx = (x . slope) slope
+    gradient = (real * slope).sum(dim=(1, 2, 3)).view(2, 1, 1, 1) * slope
+    expected = gradient.flatten(1).pow(2).sum(1).mean()
+    assert float(lama_losses.r1_penalty(logits, real).detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+
+
+def test_lama_fakes_count_as_fake_in_the_hole_and_as_real_outside_it():
+    """mask_as_fake_target: outside the hole a prediction is the image's own pixels."""
+    from fgi.methods.lama import losses as lama_losses
+    hole = torch.zeros(1, 1, 4, 4)
+    hole[..., :2, :] = 1
+    zero = torch.zeros(1, 1, 4, 4)
+    called_fake = torch.full((1, 1, 4, 4), -3.0)
+    loss = lama_losses.discriminator_loss(zero, called_fake, hole, torch.tensor(0.0), 0.001)
+    softplus = torch.nn.functional.softplus
+    expected = softplus(torch.tensor(0.0)) + (softplus(torch.tensor(-3.0)) + softplus(torch.tensor(3.0))) / 2
+    assert float(loss) == pytest.approx(float(expected), rel=1e-6)
 
 
 def test_the_learned_methods_are_the_ones_pinned_here():

@@ -73,7 +73,7 @@ def stale_stages(repo: Path) -> set[str]:
     ("holes.ratio_max", 0.5, {"fetch_masks", "holes"}),
     ("weights.timeout_s", 2.0, {"weights"}),
     ("models.pconv.w_tv", 0.2, {"train@pconv"}),
-    ("train.batch_size", 3, {f"train@{name}" for name in ("ce", "pconv", "gc", "ours", "biharmonic", "toy")}),
+    ("train.batch_size", 3, {f"train@{name}" for name in ("ce", "pconv", "gc", "lama", "ours", "biharmonic", "toy")}),
     ("eval.fid_batch_size", 8, {"evaluate"}),
 ])
 def test_a_param_change_stales_only_its_dependants(micro_pipeline, key, value, expected):
@@ -90,7 +90,7 @@ def test_a_param_change_stales_only_its_dependants(micro_pipeline, key, value, e
     ("fgi/methods/gc/networks.py", {"train@gc", "predict@gc"}),
     ("fgi/evaluation/stats.py", {"evaluate", "report"}),
     ("fgi/data/dataset.py", {f"{stage}@{name}" for stage in ("train", "predict")
-                             for name in ("ce", "pconv", "gc", "ours", "biharmonic", "toy")}),
+                             for name in ("ce", "pconv", "gc", "lama", "ours", "biharmonic", "toy")}),
     ("plugins/toy/toy_method.py", {"train@toy", "predict@toy"}),
     ("fgi/apps/serve.py", set()),
 ])
@@ -112,7 +112,7 @@ def test_training_outputs_and_runs(micro_pipeline):
     experiment = client.get_experiment_by_name("fgi-micro")
     classical = torch.load(micro_pipeline / "models" / "biharmonic" / "model.pt", weights_only=True)
     assert (classical["model"], classical["step"], classical["generator"]) == ("biharmonic", 0, {})
-    for name in ("ours", "ce", "pconv", "gc", "toy"):
+    for name in ("ours", "ce", "pconv", "gc", "lama", "toy"):
         final = torch.load(micro_pipeline / "models" / name / "model.pt", weights_only=True)
         assert final["model"] == name and final["step"] == 2
         # Only what its stage reads: another section's edit, which does not rerun it, cannot stale it.

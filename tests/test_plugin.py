@@ -70,7 +70,7 @@ def test_fgi_serve_offers_the_plugin(micro_pipeline):
 
     params = load_params(micro_pipeline / "params.yaml")
     offered = find_methods(params, micro_pipeline / "models", {})
-    assert {"ce", "pconv", "gc", "ours", "biharmonic", "toy"} == set(offered)
+    assert {"ce", "pconv", "gc", "lama", "ours", "biharmonic", "toy"} == set(offered)
     assert offered["toy"].label == "Toy"
     generator, size = offered["toy"].load()
     assert size == params.data.size and type(generator).__name__ == "ToyGenerator"

@@ -65,7 +65,7 @@ def test_a_classical_method_has_nothing_to_train_and_fills_the_hole():
 
 
 def test_unknown_names_are_clear_errors():
-    with pytest.raises(UserError, match="unknown method 'unet'; known methods: biharmonic, ce, gc, ours, pconv"):
+    with pytest.raises(UserError, match="unknown method 'unet'; known methods: biharmonic, ce, gc, lama, ours, pconv"):
         methods.get("unet")
     with pytest.raises(UserError, match="methods: 'unet' is not listed"):
         method_config(load_params(MICRO), "unet")
