@@ -46,7 +46,7 @@ def test_evaluate_writes_every_table_for_every_method(micro_pipeline):
     assert list(table1.columns) == ["Method", "Author", "Values", *metrics,
                                     *(f"{m} {end}" for m in metrics for end in ("ci_low", "ci_high"))]
     measured = table1[table1["Values"] == "this run"]
-    assert measured["Method"].tolist() == ["CE", "PConv", "GC", "Ours", "Biharmonic", "Toy"]
+    assert measured["Method"].tolist() == ["CE", "PConv", "GC", "LaMa", "Ours", "Biharmonic", "Toy"]
     published = table1[table1["Values"] == "published"].set_index("Method")
     assert published.loc["Ours", "PSNR ↑"] == 34.35 and published.loc["GC", "FID ↓"] == 4.29
     assert measured["FID ↓"].isna().all(), "offline: FID is n/a, never a number from random weights"

@@ -39,7 +39,7 @@ def test_the_plugin_has_a_row_in_every_table_and_the_report(micro_pipeline):
     metrics = json.loads((micro_pipeline / "reports" / "metrics.json").read_text())
     assert "toy" in metrics["table1_full"]
     report = (micro_pipeline / "reports" / "report.md").read_text()
-    assert "Toy (a toy plugin)" in report and "| methods | CE, PConv, GC, Ours, Biharmonic, Toy |" in report
+    assert "Toy (a toy plugin)" in report and "| methods | CE, PConv, GC, LaMa, Ours, Biharmonic, Toy |" in report
 
 
 def test_fgi_inpaint_runs_the_plugins_logged_generator(micro_pipeline, tmp_path):
