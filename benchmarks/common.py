@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Self
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 from fgi.config import Params, load_params
 
@@ -88,6 +90,25 @@ def replace(params, **changes):
 
 
 # ---------------------------------------------------------------- timing
+
+
+class FlopCount(TorchDispatchMode):
+    """Total FLOPs of what runs inside it, by torch's own per-op formulas (`flop_registry`, the
+    ones `FlopCounterMode` uses: 2 per multiply-accumulate). Unlike `FlopCounterMode` it tracks no
+    modules, whose backward hooks `torch.autograd.grad` refuses (an R1 penalty's create_graph)."""
+
+    def __init__(self):
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        count = flop_registry.get(func._overloadpacket)
+        if count is not None:
+            self.total += count(*args, **kwargs, out_val=out)
+        return out
+
 
 
 def clocked(fn: Callable[..., Any], *args, **kwargs) -> tuple[float, Any]:

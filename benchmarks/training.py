@@ -7,8 +7,8 @@ ours       `fgi.methods.base.make_objective(name, cfg, 256, vgg=...)` with the p
            LaMa, whose Fourier units run FFTs (a slow path on CPUs, so measured before any
            optimisation). A seeded random VGG16 (as offline) and deterministic
            algorithms (as `fgi.training.train` on the CPU); `Objective.step` on a batch of 5:
-           one warm-up step, counted by `FlopCounterMode` (forward and backward of
-           every network, 2 FLOPs per multiply-accumulate), then timed steps.
+           one warm-up step, FLOP-counted by torch's per-op formulas (`benchmarks.common.
+           FlopCount`: forward and backward of every network, 2 FLOPs per multiply-accumulate), then timed steps.
 reference  a 2048×2048 float32 matmul in the parent process of the same run: the
            achieved GFLOP/s of a training step is reported as a share of it.
 
@@ -55,9 +55,7 @@ def child(name: str, steps: int, batch: int, size: int, profile: str = "paper") 
     """Build one model's objective, run warm-up + `steps` steps, return timings, FLOPs and memory."""
     import numpy as np
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from benchmarks.common import paper_params, study_params
+    from benchmarks.common import FlopCount, paper_params, study_params
     from fgi.config import method_config
     from fgi.data.doodles import render_doodle
     from fgi.methods.vgg import VGG16Features
@@ -80,7 +78,7 @@ def child(name: str, steps: int, batch: int, size: int, profile: str = "paper") 
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
     fg_mask = ((xx / 0.6) ** 2 + (yy / 0.8) ** 2 <= 1).float().expand(batch, 1, size, size)  # (B, 1, S, S)
 
-    with FlopCounterMode(display=False) as counter:
+    with FlopCount() as counter:
         start = time.perf_counter()
         objective.step(image, hole, fg_mask)
         warmup = time.perf_counter() - start
@@ -91,7 +89,7 @@ def child(name: str, steps: int, batch: int, size: int, profile: str = "paper") 
         float(terms["g/total"].detach())  # the loss is ready: the step has finished
         seconds.append(time.perf_counter() - start)
     parameters = sum(p.numel() for net in objective.networks().values() for p in net.parameters())
-    return {"model": name, "seconds": seconds, "warmup": warmup, "flops": counter.get_total_flops(),
+    return {"model": name, "seconds": seconds, "warmup": warmup, "flops": counter.total,
             "parameters": parameters, "peak_rss_gib": _memory_gib("VmHWM"), "baseline_rss_gib": baseline,
             "threads": torch.get_num_threads()}
 
