@@ -82,6 +82,12 @@ class SyntheticHoles:
 
 
 @dataclass(frozen=True)
+class SemanticHoles:
+    margin: float = spec(ge=0.0, lt=0.5)
+    components: dict[str, list[str]] = spec(choices=FOREGROUND_PARTS)
+
+
+@dataclass(frozen=True)
 class Holes:
     source: Literal["synthetic", "qd_imd"] = spec()
     ratio_min: float = spec(ge=0.0, le=1.0)
@@ -89,6 +95,7 @@ class Holes:
     invert: bool = spec()
     synthetic: SyntheticHoles = spec()
     qd_imd: ArchiveSource = spec()
+    semantic: SemanticHoles = spec()
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ def _convert(value: Any, tp: Any, meta: dict, path: str, problems: list[str]) ->
         if item_tp is dict:  # method sections: checked against their method's dataclass (method_section)
             return {_scalar(k, key_tp, {}, f"{path} key", problems): v for k, v in value.items()}
         return {_scalar(k, key_tp, {}, f"{path} key", problems):
-                _scalar(v, item_tp, meta, f"{path}.{k}", problems) for k, v in value.items()}
+                _convert(v, item_tp, meta, f"{path}.{k}", problems) for k, v in value.items()}
     return _scalar(value, tp, meta, path, problems)
 
 

@@ -13,7 +13,8 @@ def body(params, run):
     run.log_artifact(REPORTS / "report.html", "report")
     run.log_artifact(REPORTS / "report.md", "report")
     for name in FIGURES:
-        run.log_artifact(REPORTS / "figures" / f"{name}.png", "report/figures")
+        if (REPORTS / "figures" / f"{name}.png").is_file():  # Fig. 6 only with component pairs
+            run.log_artifact(REPORTS / "figures" / f"{name}.png", "report/figures")
     return summary
 
 

@@ -40,7 +40,7 @@ def report(micro_pipeline, tmp_path_factory):
 
 
 def test_every_figure_is_a_png_of_sensible_size(report):
-    assert report["summary"]["figures"] == len(FIGURES) == 5
+    assert report["summary"]["figures"] == len(FIGURES) == 6  # Fig. 6: the micro pipeline has component pairs
     for name in FIGURES:
         with Image.open(report["out"] / "figures" / f"{name}.png") as image:
             assert image.format == "PNG"
@@ -128,11 +128,11 @@ def test_html_is_self_contained(report):
     assert "<script" not in page.lower() and "<link" not in page.lower()
     assert "@import" not in page and "url(" not in page  # CSS can fetch too
     embedded = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(embedded) == len(links) == 5  # the figures, and nothing else is fetched
+    assert len(embedded) == len(links) == 6  # the figures, and nothing else is fetched
     figures = {(report["out"] / "figures" / f"{name}.png").read_bytes() for name in FIGURES}
     assert {base64.b64decode(data) for data in embedded} == figures
-    # Run, provenance, Tables 1-5; the Markdown pipes became real cells.
-    assert page.count("<table>") == 7
+    # Run, provenance, Tables 1-6 and Table 6 paired; the Markdown pipes became real cells.
+    assert page.count("<table>") == 9
     assert '<td>Biharmonic</td><td>scikit-image (reference)</td><td>this run</td><td class="r">' in page
 
 
@@ -206,7 +206,7 @@ def test_report_renders_in_chromium(report, tmp_path):
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20 and pixels.std() > 10, "blank screenshot"
 
     dom = chromium(page, tmp_path, "--dump-dom").stdout
-    assert dom.count("<table>") == 7 and dom.count('<img src="data:image/png;base64,') == 5
+    assert dom.count("<table>") == 9 and dom.count('<img src="data:image/png;base64,') == 6
     assert "fgi report: profile <code>micro</code>" in dom
 
     # The control: the same page with one external image. The error check must see it, or it sees nothing.

@@ -3,8 +3,12 @@
 Writes `reports/per_image.csv` (one row per method and test pair: MSE, MAE,
 PSNR, SSIM and LPIPS over the full image, the foreground and the hole),
 `reports/fid.json` (FID per method and region, `null` = n/a),
-`reports/tables/` (Tables 1-4, see `fgi.evaluation.tables`) and `reports/metrics.json`
-(every measured table value, for `dvc metrics show/diff`).
+`reports/tables/` (Tables 1-5, see `fgi.evaluation.tables`) and `reports/metrics.json`
+(every measured table value, for `dvc metrics show/diff`). On the component
+test pairs (`data/holes_semantic`, when its stage has run):
+`reports/per_image_components.csv` and Table 6 (`fgi.evaluation.components`),
+for the methods of `methods` (an `eval.external` folder has no component
+outputs).
 
 Methods: those of `methods` in params.yaml, from `data/predictions/` with
 their cards (`fgi.evaluation.cards`, collected in `reports/methods.json`), plus
@@ -22,7 +26,7 @@ import numpy as np
 import torch
 
 from fgi import files
-from fgi.evaluation import metrics, tables
+from fgi.evaluation import components, metrics, tables
 from fgi.evaluation.cards import CARDS, Cards, external, read_card, write_cards
 from fgi.config import Params
 from fgi.data.layout import read_csv
@@ -47,14 +51,16 @@ def method_folders(params: Params, predictions: Path) -> tuple[dict[str, Path], 
 
 
 def jobs_for(folders: dict[str, Path], pairs: list[dict], prepared: Path, foreground: Path,
-             holes: Path) -> list[dict]:
+             holes: Path, named_by_mask: bool = False) -> list[dict]:
+    """One metrics job per method and pair; the output of a pair is `<image_id>.png` in the method's
+    folder, or `<mask>` there when `named_by_mask` (the component pairs, several per face)."""
     jobs = []
     for method, folder in folders.items():
         for pair in pairs:
-            prediction = folder / f"{pair['image_id']}.png"
+            prediction = folder / (pair["mask"] if named_by_mask else f"{pair['image_id']}.png")
             if not prediction.is_file():
                 raise UserError(f"{prediction}: missing; every method needs an output for every test pair "
-                                f"(data/holes/test_pairs.csv), run `dvc repro predict@{method}` or complete "
+                                f"({holes / 'test_pairs.csv'}), run `dvc repro predict@{method}` or complete "
                                 "the folder")
             jobs.append({"method": method, "image_id": pair["image_id"], "bin": pair["bin"],
                          "hole_ratio": float(pair["hole_ratio"]), "prediction": prediction,
@@ -115,7 +121,7 @@ def lpips_columns(params: Params, jobs: list[dict], weights: Path, chunk: int = 
 def evaluate(params: Params, predictions: Path = Path("data/predictions"), prepared: Path = Path("data/prepared"),
              foreground: Path = Path("data/foreground"), holes: Path = Path("data/holes"),
              weights: Path = Path("data/weights"), reports: Path = Path("reports"),
-             cache: Path = Path("data/fid_cache")) -> dict:
+             cache: Path = Path("data/fid_cache"), holes_semantic: Path = Path("data/holes_semantic")) -> dict:
     """Metrics, FID and tables for every method; returns the measured table values."""
     cache.mkdir(parents=True, exist_ok=True)
     pairs = read_csv(holes / "test_pairs.csv")
@@ -129,5 +135,21 @@ def evaluate(params: Params, predictions: Path = Path("data/predictions"), prepa
     files.write_json_atomic(reports / "fid.json", fid)
     write_cards(reports / CARDS, cards)
     measured = tables.build_tables(per_image, fid, reports / "tables", params.eval.bootstrap, cards)
+    if (holes_semantic / "test_pairs.csv").is_file():
+        measured["table6_components"] = evaluate_components(params, folders, cards, prepared, foreground,
+                                                            holes_semantic, weights, reports)
     files.write_json_atomic(reports / "metrics.json", measured)
     return measured
+
+
+def evaluate_components(params: Params, folders: dict[str, Path], cards: Cards, prepared: Path, foreground: Path,
+                        holes_semantic: Path, weights: Path, reports: Path) -> dict:
+    """Metrics and Table 6 on the component pairs, for every method that predicted them."""
+    predicted = {method: folder / "components" for method, folder in folders.items() if method in params.methods}
+    jobs = jobs_for(predicted, read_csv(holes_semantic / "test_pairs.csv"), prepared, foreground, holes_semantic,
+                    named_by_mask=True)
+    per_image = metrics.per_image_table(jobs, workers=params.eval.workers)
+    for column, values in lpips_columns(params, jobs, weights).items():
+        per_image[column] = values
+    files.write_text_atomic(reports / "per_image_components.csv", per_image.to_csv(index=False))
+    return components.build_component_tables(per_image, reports / "tables", params.eval.bootstrap, cards)

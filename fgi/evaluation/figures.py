@@ -102,7 +102,8 @@ def foreground_figure(samples: list[dict]) -> Figure:
     return figure
 
 
-def comparison_figure(rows: list[dict], methods: list[str], cards: Cards, foreground_only: bool = False) -> Figure:
+def comparison_figure(rows: list[dict], methods: list[str], cards: Cards, foreground_only: bool = False,
+                      heading: str | None = None) -> Figure:
     """Fig. 4/5: one row per test pair; columns masked input | each method | ground truth.
 
     Each row dict holds `image_id`, `bin`, `hole_ratio`, `truth`, `hole`, `fg_mask` and
@@ -120,7 +121,7 @@ def comparison_figure(rows: list[dict], methods: list[str], cards: Cards, foregr
             _panel(axes[index, column], panel, titles[column] if index == 0 else None)
         axes[index, 0].set_ylabel(f"{row['bin']}\nratio {row['hole_ratio']:.2f}\n{row['image_id']}", fontsize=8)
     region = "the foreground region (outside M_F black)" if foreground_only else "the whole image"
-    figure.suptitle(f"Composited outputs per hole-ratio bin: {region}", fontsize=10)
+    figure.suptitle(heading or f"Composited outputs per hole-ratio bin: {region}", fontsize=10)
     return figure
 
 

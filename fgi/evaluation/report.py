@@ -37,7 +37,8 @@ from fgi.evaluation import figures
 from fgi.evaluation.cards import CARDS, Cards, load_cards
 from fgi.evaluation.tables import DEFINITIONS, PSNR_CAP, TABLES, TITLES, title
 
-TABLE_NAMES = (*TABLES, "table4_bins", "table5_paired")
+TABLE_NAMES = (*TABLES, "table4_bins", "table5_paired", "table6_components", "table6_paired")
+COMPONENT_TABLES = ("table6_components", "table6_paired")  # only where the component pairs were evaluated
 FIGURES = {  # name: (heading, caption)
     "fig3_foreground": ("Fig. 3: foreground masks",
                         "Test images, their foreground masks M_F (the union of `foreground.parts`; the paper's "
@@ -54,6 +55,9 @@ FIGURES = {  # name: (heading, caption)
     "metrics_by_bin": ("Metrics per hole-ratio bin",
                        "Full-image PSNR, SSIM, MAE and hole PSNR per hole-ratio bin and method, means over the "
                        "bin's test pairs (PSNR capped at 100 dB, as in the tables)."),
+    "fig6_components": ("Fig. 6: whole components hidden",
+                        "One test face, one row per component of `holes.semantic` (its parts dilated by the "
+                        "margin): the masked input, each method's composited output and the ground truth."),
 }
 FOREGROUND_SAMPLES = 4  # Fig. 3 shows a handful of faces, as the paper does
 
@@ -74,15 +78,16 @@ def pick_pairs(pairs: list[dict], samples_per_bin: int) -> list[dict]:
     return picked
 
 
-def load_pair(root: Path, pair: dict, methods: list[str]) -> dict:
-    """Ground truth, hole, M_F and every method's output of one test pair, as arrays."""
+def load_pair(root: Path, pair: dict, methods: list[str], holes: str = "holes") -> dict:
+    """Ground truth, hole, M_F and every method's output of one test pair of `data/<holes>`, as arrays.
+    A component pair's output is `components/<mask>` (a face has one per component)."""
     image_id = pair["image_id"]
-    outputs = {method: files.load_image_rgb(need(root / "data/predictions" / method / f"{image_id}.png",
-                                                 f"predict@{method}"))
+    output = f"{image_id}.png" if holes == "holes" else f"components/{pair['mask']}"
+    outputs = {method: files.load_image_rgb(need(root / "data/predictions" / method / output, f"predict@{method}"))
                for method in methods}
     return {"image_id": image_id, "bin": pair["bin"], "hole_ratio": float(pair["hole_ratio"]),
             "truth": files.load_image_rgb(need(root / "data/prepared/images" / f"{image_id}.png", "prepare")),
-            "hole": files.load_mask(need(root / "data/holes" / pair["mask"], "holes")),
+            "hole": files.load_mask(need(root / "data" / holes / pair["mask"], holes)),
             "fg_mask": files.load_mask(need(root / "data/foreground" / f"{image_id}.png", "foreground")),
             "outputs": outputs}
 
@@ -137,7 +142,24 @@ def draw_figures(params: Params, root: Path, out: Path, pairs: list[dict], per_i
     reference = validation_reference(per_image, pairs, params.train.val_images, cards)
     figures.save_figure(figures.curves_figure(curves, validation, cards, reference), paths["training_curves"], dpi)
     figures.save_figure(figures.bins_figure(per_image, cards), paths["metrics_by_bin"], dpi)
+    component_pairs = root / "data/holes_semantic/test_pairs.csv"
+    if component_pairs.is_file():
+        rows = [load_pair(root, pair, methods, "holes_semantic") for pair in one_face(read_csv(component_pairs))]
+        figures.save_figure(figures.comparison_figure(rows, methods, cards, heading="Composited outputs with one "
+                                                      "whole component hidden"), paths["fig6_components"], dpi)
+    else:
+        del paths["fig6_components"]
     return paths
+
+
+def one_face(pairs: list[dict]) -> list[dict]:
+    """The component pairs of the first test face (by id) that has every component, else of the first face."""
+    components = set(pair["bin"] for pair in pairs)
+    by_face: dict[str, list[dict]] = {}
+    for pair in pairs:
+        by_face.setdefault(pair["image_id"], []).append(pair)
+    complete = sorted(face for face, of_face in by_face.items() if {p["bin"] for p in of_face} == components)
+    return by_face[complete[0] if complete else min(by_face)]
 
 
 # ---------------------------------------------------------------- Markdown
@@ -148,7 +170,7 @@ def _cell(text) -> str:
 
 
 def render_markdown(params: Params, pairs: list[dict], provenance: dict, tables: dict[str, str],
-                    ids: dict, cards: Cards) -> str:
+                    ids: dict, cards: Cards, drawn=FIGURES) -> str:
     labels = figures.bin_order(pair["bin"] for pair in pairs)
     per_bin = {label: sum(pair["bin"] == label for pair in pairs) for label in labels}
     weights = ", ".join(f"{name}: {entry.get('status', '?')}" for name, entry in provenance.items())
@@ -182,7 +204,8 @@ def render_markdown(params: Params, pairs: list[dict], provenance: dict, tables:
     lines += ["## Figures", "", "Fig. 3-5 are numbered as their counterparts in Jam et al. and drawn from this run's "
               "outputs.", ""]
     for name, (heading, caption) in FIGURES.items():
-        lines += [f"### {heading}", "", f"![{heading}](figures/{name}.png)", "", caption, ""]
+        if name in drawn:
+            lines += [f"### {heading}", "", f"![{heading}](figures/{name}.png)", "", caption, ""]
     lines += ["## Params", "", f"The profile `{params.profile}` as loaded from the params file:", "",
               "```yaml", yaml.safe_dump(to_dict(params), sort_keys=False).rstrip(), "```", ""]
     return "\n".join(lines)
@@ -291,6 +314,10 @@ def build_report(params: Params, root: Path = Path("."), out: Path = Path("repor
     curves, validation = read_curves(root, cards)
     # Table 5 compares the proposed method with the rest: a comparison without one has no Table 5.
     names = [name for name in TABLE_NAMES if name != "table5_paired" or cards.proposed()]
+    if not (root / "reports/per_image_components.csv").is_file():  # no component pairs were evaluated
+        names = [name for name in names if name not in COMPONENT_TABLES]
+    elif not cards.proposed():
+        names = [name for name in names if name != "table6_paired"]
     tables = {name: need(root / "reports/tables" / f"{name}.md", "evaluate").read_text() for name in names}
     for name in names:
         if not tables[name].lstrip().startswith(f"### {title(name, cards)}"):
@@ -298,7 +325,7 @@ def build_report(params: Params, root: Path = Path("."), out: Path = Path("repor
                             "run `dvc repro evaluate` (or `fgi tables`)")
 
     paths = draw_figures(params, root, out, pairs, per_image, curves, validation, cards)
-    markdown = render_markdown(params, pairs, provenance, tables, revision(root), cards)
+    markdown = render_markdown(params, pairs, provenance, tables, revision(root), cards, drawn=paths)
     files.write_text_atomic(out / "report.md", markdown)
     images = {f"figures/{path.name}": path.read_bytes() for path in paths.values()}
     page = markdown_to_html(markdown, images, f"fgi report: profile {params.profile}")

@@ -102,7 +102,7 @@ def intervals(per_image: pd.DataFrame, region: str, bootstrap, cards: Cards) -> 
     return result
 
 
-def _with_ci(row: dict, header: str, interval: tuple[float, float] | None) -> None:
+def with_ci(row: dict, header: str, interval: tuple[float, float] | None) -> None:
     low, high = interval if interval else (None, None)
     row[header + CI_SUFFIXES[0]], row[header + CI_SUFFIXES[1]] = low, high
 
@@ -113,7 +113,7 @@ def comparison_frame(summary: dict, region: str, cards: Cards, cis: dict | None 
         row = {"Method": cards.display(method), "Author": cards.citation(method),
                "Values": "this run", **{HEADERS[m]: values[m] for m in METRICS}}
         for metric in METRICS:
-            _with_ci(row, HEADERS[metric], (cis or {}).get(method, {}).get(metric))
+            with_ci(row, HEADERS[metric], (cis or {}).get(method, {}).get(metric))
         rows.append(row)
         published = cards.get(method, {}).get("published", {}).get(region)
         if published:
@@ -155,7 +155,7 @@ def bins_frame(per_image: pd.DataFrame, cards: Cards, bootstrap=None) -> pd.Data
                 row[header] = values.mean()
             if bootstrap is not None:
                 for header in columns:
-                    _with_ci(row, header, cis.get((method, label, header)))
+                    with_ci(row, header, cis.get((method, label, header)))
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -274,7 +274,9 @@ def to_latex(frame: pd.DataFrame, title: str, note: str) -> str:
 
 TITLES = {"table1_full": "Table 1: the whole image", "table2_foreground": "Table 2: the foreground region (face + hair)",
           "table3_hole": "Table 3: the hole region", "table4_bins": "Table 4: per hole-ratio bin (whole image)",
-          "table5_paired": "Table 5: {us} against each other method, paired over the test pairs"}
+          "table5_paired": "Table 5: {us} against each other method, paired over the test pairs",
+          "table6_components": "Table 6: whole facial components hidden",
+          "table6_paired": "Table 6, paired: {us} against each other method, per component"}
 
 
 def interval_note(bootstrap) -> str:
