@@ -96,6 +96,7 @@ class Holes:
     synthetic: SyntheticHoles = spec()
     qd_imd: ArchiveSource = spec()
     semantic: SemanticHoles = spec()
+    train_mix: float = spec(ge=0.0, le=1.0)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ def faces(tmp_path):
     annotate(raw, 7, {"l_eye": (40, 30, 50, 50), "r_eye": (40, 78, 50, 98), "mouth": (90, 64, 91, 65)})
     prepared.mkdir()
     (prepared / "test.txt").write_text("00003\n00007\n")
+    (prepared / "train.txt").write_text("00003\n00007\n")  # the same faces serve as training faces here
     return raw, prepared
 
 
@@ -176,3 +177,62 @@ def test_table6_matches_an_independent_computation(micro_pipeline):
     assert (root / "reports" / "figures" / "fig6_components.png").is_file()
     image = Image.open(root / "reports" / "figures" / "fig6_components.png")
     assert image.width > image.height  # one row per component, a column per method
+
+
+def trainset_folder(tmp_path, faces):
+    """The two faces as training faces: prepared images, foregrounds, a one-mask hole pool (a band
+    along the top that no component touches) and their component holes."""
+    raw, prepared = faces
+    (prepared / "images").mkdir()
+    foreground, holes = tmp_path / "foreground", tmp_path / "holes"
+    (holes / "train").mkdir(parents=True)
+    foreground.mkdir()
+    for name in ("00003", "00007"):
+        files.save_png(prepared / "images" / f"{name}.png", np.full((SIZE, SIZE, 3), 128, np.uint8))
+        files.save_mask(foreground / f"{name}.png", np.ones((SIZE, SIZE), bool))
+    band = np.zeros((SIZE, SIZE), bool)
+    band[:2, :] = True
+    files.save_mask(holes / "train" / "band.png", band)
+    (holes / "masks.csv").write_text('split,mask,hole_ratio,bin\ntrain,train/band.png,0.0625,"(0.01,0.1]"\n')
+    build_semantic_holes(params_at(), raw, prepared, tmp_path / "semantic")
+    return prepared, foreground, holes, tmp_path / "semantic"
+
+
+def test_train_mix_draws_the_faces_own_components(faces, tmp_path):
+    import torch
+
+    from fgi.data.dataset import TrainSet
+
+    prepared, foreground, holes, semantic = trainset_folder(tmp_path, faces)
+    rows = read_csv(semantic / "train_masks.csv")
+    assert [(row["image_id"], row["bin"]) for row in rows] == [
+        ("00003", "eyes"), ("00003", "nose"), ("00003", "mouth"), ("00007", "eyes"), ("00007", "mouth")]
+    own = {name: [files.load_mask(semantic / row["mask"]) for row in rows if row["image_id"] == name]
+           for name in ("00003", "00007")}
+
+    torch.manual_seed(0)
+    always = TrainSet(prepared, foreground, holes, components=semantic, mix=1.0)
+    for index, name in enumerate(always.ids):
+        drawn = [always[index][1][0].numpy() > 0.5 for _ in range(12)]
+        assert all(any(np.array_equal(hole, mask) for mask in own[name]) for hole in drawn), name
+        assert len({hole.tobytes() for hole in drawn}) == len(own[name]), "every component is drawn"
+
+    torch.manual_seed(0)
+    mixed = TrainSet(prepared, foreground, holes, augment=False, components=semantic, mix=0.5)
+    kinds = [bool((mixed[0][1][0].numpy() > 0.5)[2:].any()) for _ in range(200)]  # a component lies below the band
+    assert 0.4 < np.mean(kinds) < 0.6
+
+    # mix 0 takes no extra draw: the same holes as a TrainSet without components, seed for seed.
+    torch.manual_seed(1)
+    off = [TrainSet(prepared, foreground, holes, components=semantic, mix=0.0)[1][1] for _ in range(8)]
+    torch.manual_seed(1)
+    plain = [TrainSet(prepared, foreground, holes)[1][1] for _ in range(8)]
+    assert all(torch.equal(a, b) for a, b in zip(off, plain))
+
+
+def test_train_mix_without_the_component_holes_is_a_clear_error(faces, tmp_path):
+    from fgi.data.dataset import TrainSet
+
+    prepared, foreground, holes, _ = trainset_folder(tmp_path, faces)
+    with pytest.raises(UserError, match=r"holes.train_mix is 0.5, but .*train_masks.csv is missing"):
+        TrainSet(prepared, foreground, holes, components=tmp_path / "nowhere", mix=0.5)

@@ -75,6 +75,8 @@ def stale_stages(repo: Path) -> set[str]:
     ("models.pconv.w_tv", 0.2, {"train@pconv"}),
     ("train.batch_size", 3, {f"train@{name}" for name in ("ce", "pconv", "gc", "lama", "ours", "biharmonic", "toy")}),
     ("eval.fid_batch_size", 8, {"evaluate"}),
+    ("holes.semantic.margin", 0.1, {"holes_semantic"}),
+    ("holes.train_mix", 0.25, {f"train@{name}" for name in ("ce", "pconv", "gc", "lama", "ours", "biharmonic", "toy")}),
 ])
 def test_a_param_change_stales_only_its_dependants(micro_pipeline, key, value, expected):
     original = edit_params(micro_pipeline, key, value)
@@ -116,7 +118,8 @@ def test_training_outputs_and_runs(micro_pipeline):
         final = torch.load(micro_pipeline / "models" / name / "model.pt", weights_only=True)
         assert final["model"] == name and final["step"] == 2
         # Only what its stage reads: another section's edit, which does not rerun it, cannot stale it.
-        assert set(final["params"]) == {"seed", "train", "models"} and list(final["params"]["models"]) == [name]
+        assert set(final["params"]) == {"seed", "train", "holes", "models"} and list(final["params"]["models"]) == [name]
+        assert final["params"]["holes"] == {"train_mix": 0.0}
         assert (micro_pipeline / "models" / name / "val.csv").read_text().startswith("step,epoch,psnr_hole")
         (run,) = client.search_runs([experiment.experiment_id], f"tags.dvc_stage = 'train@{name}'")
         assert run.data.tags["model"] == name and run.data.tags["device"] == "cpu"

@@ -17,6 +17,7 @@ import yaml
 from conftest import MICRO_PARAMS, REPO, free_port
 from fgi.config import load_params
 from fgi.training.train import Paths, TrainingDiverged, load_checkpoint, train
+from fgi.training.checkpoint import fingerprint
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +55,7 @@ def paths_in(folder: Path, out: str = "") -> Paths:
     """Data from folder/data; models and checkpoints under folder/out."""
     data = folder / "data"
     return Paths(prepared=data / "prepared", foreground=data / "foreground", holes=data / "holes",
-                 weights=data / "weights", models=folder / out / "models",
+                 holes_semantic=data / "holes_semantic", weights=data / "weights", models=folder / out / "models",
                  checkpoints=folder / out / "checkpoints")
 
 
@@ -108,6 +109,18 @@ def test_a_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(workdir):
         train(params, "ce", paths_in(workdir))
     kept = load_checkpoint(workdir / "checkpoints" / "ce" / "last.pt")
     assert all(torch.isfinite(v).all() for v in kept["networks"]["generator"].values() if v.is_floating_point())
+
+
+def test_train_mix_trains_on_component_holes_and_is_recorded(workdir):
+    """holes.train_mix > 0 reads the training faces' component holes; model.pt records the share,
+    and a different share is another run (no resume across it)."""
+    params = load_params(write_params(workdir, **{"train.max_steps": 2, "holes.train_mix": 0.5}))
+    train(params, "ce", paths_in(workdir))
+    final = torch.load(workdir / "models" / "ce" / "model.pt", weights_only=True)
+    assert final["params"]["holes"] == {"train_mix": 0.5} and final["step"] == 2
+    other = load_params(write_params(workdir, **{"train.max_steps": 2, "holes.train_mix": 0.0}))
+    assert fingerprint(other, "ce", paths_in(workdir).training_data()) != fingerprint(
+        params, "ce", paths_in(workdir).training_data())
 
 
 def test_training_is_deterministic_on_the_cpu(workdir):

@@ -57,21 +57,36 @@ class _Faces:
 
 
 class TrainSet(Dataset):
+    """With `mix` > 0, that share of the holes (for a face that has any) is one of the face's own
+    component holes from `components` (stage holes_semantic: `train_masks.csv`), unflipped so it
+    stays on the face; the draw takes torch's RNG only when `mix` > 0."""
+
     def __init__(self, prepared: Path, foreground: Path, holes: Path, augment: bool = True,
-                 ids: list[str] | None = None):
+                 ids: list[str] | None = None, components: Path | None = None, mix: float = 0.0):
         self.faces = _Faces(prepared, foreground)
         self.holes = Path(holes)
         self.ids = ids if ids is not None else read_ids(Path(prepared) / "train.txt")
         self.masks = [row["mask"] for row in read_csv(self.holes / "masks.csv") if row["split"] == "train"]
         if not self.masks:
             raise UserError(f"{self.holes / 'masks.csv'}: no training masks; rerun `dvc repro holes`")
-        self.augment = augment
+        self.augment, self.mix = augment, mix
+        self.components: dict[str, list[Path]] = {}
+        if mix > 0:
+            if components is None or not (Path(components) / "train_masks.csv").is_file():
+                raise UserError(f"holes.train_mix is {mix}, but {components}/train_masks.csv is missing; run "
+                                "`dvc repro holes_semantic`, or set holes.train_mix to 0")
+            for row in read_csv(Path(components) / "train_masks.csv"):
+                self.components.setdefault(row["image_id"], []).append(Path(components) / row["mask"])
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         image, fg_mask = self.faces.load(self.ids[index])
+        own = self.components.get(self.ids[index])
+        if self.mix > 0 and own and float(torch.rand(())) < self.mix:
+            hole = mask_tensor(files.load_mask(own[int(torch.randint(len(own), ()))]))
+            return image, hole, fg_mask
         choice = int(torch.randint(len(self.masks), ()))
         hole = mask_tensor(files.load_mask(self.holes / self.masks[choice]))
         if hole.shape[1:] != image.shape[1:]:

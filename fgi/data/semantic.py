@@ -18,11 +18,15 @@ the skipped count per component is in the summary. Nothing is drawn at
 random: every present (face, component) pair is tested, in the order of
 `test.txt` and then of the components.
 
-Outputs under `<out>`:
+The training faces get their component holes too, for `holes.train_mix`
+(`fgi.data.dataset.TrainSet`: that share of training holes is one of the
+face's own components). Outputs under `<out>`:
 
-    <component>/<image_id>.png   255 = hole
-    test_pairs.csv               image_id, mask, hole_ratio, bin (= the component)
-    summary.json                 pairs and skipped faces per component, margin in pixels
+    <component>/<image_id>.png         test faces, 255 = hole
+    test_pairs.csv                     image_id, mask, hole_ratio, bin (= the component)
+    train/<component>/<image_id>.png   training faces
+    train_masks.csv                    image_id, mask, hole_ratio, bin
+    summary.json                       pairs and skipped faces per component, margin in pixels
 
 `test_pairs.csv` has the columns of the random-hole pairs (`fgi.data.holes`),
 with the component in `bin`, so the same readers serve both sets.
@@ -85,47 +89,65 @@ def semantic_hole(raw_root: Path, image_id: int, parts: list[str], size: int, ma
     return ndimage.binary_dilation(component, structure=disk(margin_px)) if margin_px else component
 
 
-def _one(job: tuple[Path, str, dict[str, list[str]], int, int, Path]) -> list[dict | str]:
+def _one(job: tuple[Path, str, dict[str, list[str]], int, int, Path, str]) -> list[dict | str]:
     """One face: a pair row per present component, the name of each missing one."""
-    raw_root, name, components, size, margin_px, out = job
+    raw_root, name, components, size, margin_px, out, folder = job
     rows: list[dict | str] = []
     for component, parts in components.items():
         hole = semantic_hole(raw_root, int(name), parts, size, margin_px)
         if hole is None:
             rows.append(component)
             continue
-        mask = f"{component}/{name}.png"
+        mask = f"{folder}{component}/{name}.png"
         files.save_mask(out / mask, hole)
         rows.append({"image_id": name, "mask": mask, "hole_ratio": round(float(hole.mean()), 6), "bin": component})
     return rows
 
 
-def build_semantic_holes(params: Params, raw_root: Path, prepared: Path, out: Path) -> dict:
-    """The component holes of every test face; return the summary."""
+def _faces(params: Params, raw_root: Path, names: list[str], out: Path, folder: str) -> tuple[list[dict], list[str]]:
+    """The component holes of faces `names` under `out/<folder>`: (rows, the missing components)."""
     semantic = params.holes.semantic
-    names = read_ids(prepared / "test.txt")
     margin_px = margin_pixels(semantic.margin, params.data.size)
     for component in semantic.components:
-        (out / component).mkdir(parents=True, exist_ok=True)
-    jobs = [(raw_root, name, semantic.components, params.data.size, margin_px, out) for name in names]
+        (out / folder / component).mkdir(parents=True, exist_ok=True)
+    jobs = [(raw_root, name, semantic.components, params.data.size, margin_px, out, folder) for name in names]
     with Pool(worker_count(params.data.workers)) as pool:
         results = list(progress.bar(pool.imap(_one, jobs, chunksize=8), total=len(jobs),
-                                    desc="holes_semantic", unit="face"))
-    pairs = [row for rows in results for row in rows if isinstance(row, dict)]
-    missing = [row for rows in results for row in rows if isinstance(row, str)]
-    if not pairs:
-        raise UserError(f"holes.semantic.components: no test face has any of their parts annotated under "
-                        f"{raw_root}; check the part names (e.g. l_eye, nose, mouth)")
+                                    desc=f"holes_semantic {folder or 'test/'}", unit="face"))
+    return ([row for rows in results for row in rows if isinstance(row, dict)],
+            [row for rows in results for row in rows if isinstance(row, str)])
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=PAIR_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(pairs)
-    files.write_text_atomic(out / "test_pairs.csv", table.getvalue())
-    summary = {"faces": len(names), "margin_px": margin_px,
-               "pairs": {component: sum(row["bin"] == component for row in pairs) for component in semantic.components},
-               "skipped": {component: missing.count(component) for component in semantic.components},
+    writer.writerows(rows)
+    files.write_text_atomic(path, table.getvalue())
+
+
+def build_semantic_holes(params: Params, raw_root: Path, prepared: Path, out: Path) -> dict:
+    """The component holes of every test face (the pairs) and training face; return the summary."""
+    components = params.holes.semantic.components
+    test_names = read_ids(prepared / "test.txt")
+    pairs, missing = _faces(params, raw_root, test_names, out, "")
+    if not pairs:
+        raise UserError(f"holes.semantic.components: no test face has any of their parts annotated under "
+                        f"{raw_root}; check the part names (e.g. l_eye, nose, mouth)")
+    train, train_missing = _faces(params, raw_root, read_ids(prepared / "train.txt"), out, "train/")
+    _write_rows(out / "test_pairs.csv", pairs)
+    _write_rows(out / "train_masks.csv", train)
+
+    def per_component(rows: list[dict]) -> dict[str, int]:
+        return {component: sum(row["bin"] == component for row in rows) for component in components}
+
+    summary = {"faces": len(test_names), "margin_px": margin_pixels(params.holes.semantic.margin, params.data.size),
+               "pairs": per_component(pairs),
+               "skipped": {component: missing.count(component) for component in components},
                "mean_hole_ratio": {component: round(float(np.mean([row["hole_ratio"] for row in pairs
                                                                     if row["bin"] == component] or [0.0])), 4)
-                                   for component in semantic.components}}
+                                   for component in components},
+               "train_masks": per_component(train),
+               "train_skipped": {component: train_missing.count(component) for component in components}}
     files.write_json_atomic(out / "summary.json", summary)
     return summary

@@ -35,13 +35,14 @@ def fingerprint(params: Params, name: str, data: tuple[Path, ...]) -> str:
     train = params.train
     protocol = {"model": name, "cfg": to_dict(method_config(params, name)), "size": params.data.size,
                 "seed": train.seed, "batch_size": train.batch_size, "mask_augment": train.mask_augment,
+                "train_mix": params.holes.train_mix,
                 "world": int(os.environ.get("WORLD_SIZE", "1"))}
     digest = hashlib.sha256(json.dumps(protocol, sort_keys=True).encode())
     for path in data:
         digest.update(path.read_bytes() if path.exists() else b"")
     # The training code too: after a fix to a loss, a finished checkpoint must not be reused.
     package = Path(__file__).parents[1]
-    shared = [*(package / "training").glob("*.py"), package / "methods" / "base.py",
+    shared = [*(package / "training").glob("*.py"), package / "data" / "dataset.py", package / "methods" / "base.py",
               package / "methods" / "losses.py", package / "methods" / "vgg.py"]
     for path in [*sorted(shared), *method_code(name)]:
         digest.update(path.read_bytes())

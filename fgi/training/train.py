@@ -66,13 +66,15 @@ class Paths:
     prepared: Path = Path("data/prepared")
     foreground: Path = Path("data/foreground")
     holes: Path = Path("data/holes")
+    holes_semantic: Path = Path("data/holes_semantic")
     weights: Path = Path("data/weights")
     models: Path = Path("models")
     checkpoints: Path = Path("checkpoints")
 
     def training_data(self) -> tuple[Path, ...]:
         """The files that say which data a run trains on (its checkpoint's fingerprint)."""
-        return (self.prepared / "train.txt", self.holes / "masks.csv", self.foreground / "summary.json")
+        return (self.prepared / "train.txt", self.holes / "masks.csv", self.foreground / "summary.json",
+                self.holes_semantic / "train_masks.csv")
 
 
 class TrainingDiverged(UserError):
@@ -160,7 +162,8 @@ def setup(params: Params, name: str, cfg: Any, paths: Paths, world: Distributed)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if on_cuda and params.train.amp \
         else contextlib.nullcontext
 
-    dataset = TrainSet(paths.prepared, paths.foreground, paths.holes, augment=params.train.mask_augment)
+    dataset = TrainSet(paths.prepared, paths.foreground, paths.holes, augment=params.train.mask_augment,
+                       components=paths.holes_semantic, mix=params.holes.train_mix)
     if len(dataset) < params.train.batch_size * world.world:
         raise UserError(f"train.batch_size: {params.train.batch_size} × {world.world} process(es) exceeds "
                         f"the {len(dataset)} training images; lower it or raise split.train")
@@ -301,7 +304,8 @@ def save_outputs(params: Params, name: str, cfg: Any, paths: Paths, generator: A
     it and the recorded copy would go stale."""
     out = paths.models / name
     weights = generator.state_dict() if isinstance(generator, torch.nn.Module) else {}
-    trained_with = {"seed": params.seed, "train": to_dict(params.train), "models": {name: to_dict(cfg)}}
+    trained_with = {"seed": params.seed, "train": to_dict(params.train),
+                    "holes": {"train_mix": params.holes.train_mix}, "models": {name: to_dict(cfg)}}
     final = {"model": name, "step": step, "size": params.data.size, "cfg": to_dict(cfg), "generator": weights,
              "params": trained_with, "weights_provenance": provenance_tag(paths.weights)}
     save_atomic(final, out / "model.pt")
