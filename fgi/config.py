@@ -114,7 +114,7 @@ class Train:
     epochs: int = spec(ge=1)
     max_steps: int = spec(ge=0)
     num_workers: int = spec(ge=0)
-    amp: bool = spec()
+    amp: Literal["auto", "float32", "bfloat16"] = spec()
     channels_last: bool = spec()
     compile: bool = spec()
     nproc: int = spec(ge=1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import platform
 import re
 import tempfile
 from pathlib import Path
@@ -47,6 +48,22 @@ def bfloat16_is_native(where: torch.device) -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a torch build without oneDNN
         return False
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def processor(where: torch.device) -> str:
+    """What computes on `where`: the GPU's name, or the CPU's."""
+    return torch.cuda.get_device_name(where) if where.type == "cuda" else cpu_name()
 
 
 def resolve_precision(precision: str, where: torch.device) -> str:

@@ -123,6 +123,7 @@ def test_training_outputs_and_runs(micro_pipeline):
         assert (micro_pipeline / "models" / name / "val.csv").read_text().startswith("step,epoch,psnr_hole")
         (run,) = client.search_runs([experiment.experiment_id], f"tags.dvc_stage = 'train@{name}'")
         assert run.data.tags["model"] == name and run.data.tags["device"] == "cpu"
+        assert run.data.tags["precision"] == "float32" and run.data.tags["processor"]  # micro: amp float32
         assert "random-init (offline)" in run.data.tags["weights_provenance"]
         assert run.data.params[f"models.{name}.width"] == "0.125"
         assert [m.step for m in client.get_metric_history(run.info.run_id, "g/total")] == [1, 2]

@@ -123,6 +123,21 @@ def test_train_mix_trains_on_component_holes_and_is_recorded(workdir):
         params, "ce", paths_in(workdir).training_data())
 
 
+@pytest.mark.parametrize("amp", ["bfloat16", "auto"])
+def test_train_amp_resolves_and_is_recorded(workdir, amp):
+    """`bfloat16` trains under CPU autocast; `auto` does where this CPU has native bfloat16. model.pt
+    says which, and on what processor."""
+    from fgi.inference import bfloat16_is_native, cpu_name
+
+    params = load_params(write_params(workdir, **{"train.max_steps": 2, "train.amp": amp}))
+    objective = train(params, "ce", paths_in(workdir))
+    final = torch.load(workdir / "models" / "ce" / "model.pt", weights_only=True)
+    native = bfloat16_is_native(torch.device("cpu"))
+    assert final["precision"] == ("bfloat16" if amp == "bfloat16" or native else "float32")
+    assert final["processor"] == cpu_name() and final["params"]["train"]["amp"] == amp
+    assert all(p.dtype == torch.float32 for p in objective.generator.parameters())  # autocast, not a cast
+
+
 def test_training_is_deterministic_on_the_cpu(workdir):
     params = load_params(write_params(workdir, **{"train.max_steps": 3}))
     first = train(params, "gc", paths_in(workdir, "a"))

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 from pathlib import Path
 
@@ -40,20 +39,10 @@ from fgi.evaluation.cards import CARDS, Cards, load_cards
 from fgi.evaluation.figures import bin_order
 from fgi.evaluation.report import validation_reference
 from fgi.evaluation.tables import PSNR_CAP, method_order
+from fgi.inference import cpu_name
 
 FIGURES = ("fig4_comparison.png", "fig5_foreground.png", "training_curves.png", "metrics_by_bin.png")
 REGIONS = {"full": "Whole image", "foreground": "Foreground (face + hair)", "hole": "Hole"}
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else what `platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_info(root: Path, wall_s: float | None, cards: Cards) -> dict:

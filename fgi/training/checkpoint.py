@@ -35,7 +35,7 @@ def fingerprint(params: Params, name: str, data: tuple[Path, ...]) -> str:
     train = params.train
     protocol = {"model": name, "cfg": to_dict(method_config(params, name)), "size": params.data.size,
                 "seed": train.seed, "batch_size": train.batch_size, "mask_augment": train.mask_augment,
-                "train_mix": params.holes.train_mix,
+                "train_mix": params.holes.train_mix, "amp": train.amp,
                 "world": int(os.environ.get("WORLD_SIZE", "1"))}
     digest = hashlib.sha256(json.dumps(protocol, sort_keys=True).encode())
     for path in data:

@@ -2,8 +2,9 @@
 
     python -m fgi.training.train ours --params params.yaml
 
-* Device: `cuda` when available (one GPU per process), else `cpu`; bf16
-  autocast and channels_last on CUDA (`train.amp`, `train.channels_last`).
+* Device: `cuda` when available (one GPU per process), else `cpu`; bfloat16
+  autocast where `train.amp` asks for it (`auto`: where the device computes it
+  natively, CPU included), channels_last on CUDA (`train.channels_last`).
 * Seeded; on the CPU deterministic algorithms, so the same params give the
   same numbers.
 * `train.epochs` over the training set, capped at `train.max_steps` (0 = no cap).
@@ -53,6 +54,7 @@ from fgi.data.dataset import PairSet, TrainSet, to_uint8
 from fgi.data.weights import load_provenance, provenance_tag, weights_file
 from fgi.errors import UserError, exits_cleanly
 from fgi.evaluation import metrics
+from fgi.inference import device, processor, resolve_precision
 from fgi.methods.base import Objective, composite, make_objective, parameter_count, unwrap
 from fgi.methods.vgg import VGG16Features
 from fgi.training.checkpoint import (fingerprint, load_checkpoint, rng_state, save_atomic, save_checkpoint,
@@ -140,6 +142,7 @@ class Session:
     key: str
     step: int = 0
     history: dict = field(default_factory=lambda: {"curve": [], "val": []})
+    precision: str = "float32"  # what train.amp resolved to on this device
 
     @property
     def last(self) -> Path:
@@ -159,7 +162,10 @@ def setup(params: Params, name: str, cfg: Any, paths: Paths, world: Distributed)
                                pretrained=lambda network: weights_file(paths.weights, network))
     memory = torch.channels_last if on_cuda and params.train.channels_last else torch.contiguous_format
     objective.to(world.device, memory)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if on_cuda and params.train.amp \
+    # `train.amp`: auto is bfloat16 autocast where the device computes it natively (CUDA sm80+, a
+    # CPU with AMX or AVX512-BF16), float32 elsewhere; model.pt and the run record what it resolved to.
+    precision = resolve_precision(params.train.amp, world.device)
+    autocast = (lambda: torch.autocast(world.device.type, dtype=torch.bfloat16)) if precision == "bfloat16" \
         else contextlib.nullcontext
 
     dataset = TrainSet(paths.prepared, paths.foreground, paths.holes, augment=params.train.mask_augment,
@@ -178,7 +184,7 @@ def setup(params: Params, name: str, cfg: Any, paths: Paths, world: Distributed)
         total = min(total, params.train.max_steps)
     return Session(name, params, paths, world, objective, loader, sampler, total,
                    validation_batch(paths, params.train.val_images, world.device), autocast, memory,
-                   fingerprint(params, name, paths.training_data()))
+                   fingerprint(params, name, paths.training_data()), precision=precision)
 
 
 def resume(session: Session) -> None:
@@ -296,7 +302,7 @@ def loop(session: Session, run: tracking.Run) -> int:
 
 
 def save_outputs(params: Params, name: str, cfg: Any, paths: Paths, generator: Any, step: int,
-                 history: dict, grid: np.ndarray, run: tracking.Run) -> None:
+                 history: dict, grid: np.ndarray, run: tracking.Run, precision: str = "float32") -> None:
     """`models/<name>/`: model.pt (method, size, params, generator weights), curves, sample grid.
 
     model.pt records the params its stage trained with (`seed`, `train`, `models.<name>`), not the
@@ -307,7 +313,8 @@ def save_outputs(params: Params, name: str, cfg: Any, paths: Paths, generator: A
     trained_with = {"seed": params.seed, "train": to_dict(params.train),
                     "holes": {"train_mix": params.holes.train_mix}, "models": {name: to_dict(cfg)}}
     final = {"model": name, "step": step, "size": params.data.size, "cfg": to_dict(cfg), "generator": weights,
-             "params": trained_with, "weights_provenance": provenance_tag(paths.weights)}
+             "params": trained_with, "weights_provenance": provenance_tag(paths.weights),
+             "precision": precision, "processor": processor(device())}
     save_atomic(final, out / "model.pt")
     write_curves(out, history)
     files.save_png(out / "samples.png", grid)
@@ -342,7 +349,8 @@ def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run |
     resume(session)
     wrap(session)
     objective = session.objective
-    run.set_tags({"device": world.device.type, "world_size": world.world,
+    run.set_tags({"device": world.device.type, "world_size": world.world, "precision": session.precision,
+                  "processor": processor(world.device),
                   "generator_params": parameter_count(unwrap(objective.generator)),
                   "discriminator_params": parameter_count(objective.discriminator and unwrap(objective.discriminator))})
     epoch = loop(session, run)
@@ -351,7 +359,8 @@ def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run |
         psnr_hole, grid = validate(objective.generator, session.val_batch, session.autocast)
         if not history["val"] or history["val"][-1]["step"] != step:
             history["val"].append({"step": step, "epoch": epoch, "psnr_hole": psnr_hole})
-        save_outputs(params, name, cfg, paths, unwrap(objective.generator), step, history, grid, run)
+        save_outputs(params, name, cfg, paths, unwrap(objective.generator), step, history, grid, run,
+                     session.precision)
     if world.world > 1:
         dist.barrier()
     return objective
