@@ -278,7 +278,7 @@ def write_report(path: Path, new: list[Section]) -> None:
          "a speed-up for prepare and evaluate (> 1: ours is faster), the share of the CPU's float32 "
          "matmul peak that the network achieves for inference and training. Each section "
          "says when it was measured and how loaded the machine was; a subset run replaces only its "
-         "sections. The targets are those of issue 7.\n"),
+         "sections.\n"),
         f"Last run on: {machine()}.\n",
         "## Summary\n",
         table(["benchmark"] + CHECK_HEADERS, summary) + "\n",

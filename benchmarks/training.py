@@ -139,8 +139,8 @@ def run(quick: bool = False) -> Section:
         table(["model", "parameters (M, all networks)", "s / step", "images/s", "GFLOP / step", "GFLOP/s",
                "of matmul peak", "peak RSS GiB", "h / paper epoch (27k images)"], rows),
         (f"Peak RSS is the subprocess's `VmHWM` (/proc/self/status); {baseline:.2f} GiB of it is the "
-         "interpreter with torch and fgi imported, before any network is built. No target: the issue asks "
-         "for the numbers; the paper run is meant for a GPU (`python -m benchmarks.gpu_train`)."),
+         "interpreter with torch and fgi imported, before any network is built. No target: the paper run "
+         "is meant for a GPU (`python -m benchmarks.gpu_train`)."),
         (f"The study profile's step (configs/study.yaml: width 0.5), {SMALL_SIZE}², batch {SMALL_BATCH}, the same "
          "way:"),
         table(["model", "parameters (M, all networks)", "s / step", "images/s", "GFLOP / step", "GFLOP/s",
