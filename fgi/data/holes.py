@@ -84,7 +84,7 @@ def _one(job: tuple[Path, int, bool, Path]) -> tuple[str, float, float]:
     return out.name, float(hole.mean()), float(_hole_at_size(white, size, not invert).mean())
 
 
-def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
+def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
@@ -171,14 +171,14 @@ def build_holes(params: Params, raw_root: Path, prepared: Path, out: Path) -> di
             continue
         rows.append({"split": target.parent.name, "mask": f"{target.parent.name}/{name}",
                      "hole_ratio": f"{ratio:.6f}", "bin": label})
-    _write_csv(out / "masks.csv", ("split", "mask", "hole_ratio", "bin"), rows)
+    write_csv(out / "masks.csv", ("split", "mask", "hole_ratio", "bin"), rows)
     train_masks = [row for row in rows if row["split"] == "train"]
     if not train_masks:
         raise UserError(f"holes: no training mask has a hole ratio in [{holes.ratio_min}, "
                         f"{holes.ratio_max}]; check holes.ratio_min/ratio_max and the mask source")
     test_masks = [row for row in rows if row["split"] == "test"]
     pairs = make_test_pairs(read_ids(prepared / "test.txt"), test_masks, edges, params.seed)
-    _write_csv(out / "test_pairs.csv", PAIR_COLUMNS, pairs)
+    write_csv(out / "test_pairs.csv", PAIR_COLUMNS, pairs)
     reuse = reuse_by_bin(pairs, labels)
     for label, counts in reuse.items():
         if counts["most_uses"] > REUSE_WARNING:

@@ -34,8 +34,6 @@ with the component in `bin`, so the same readers serve both sets.
 
 from __future__ import annotations
 
-import csv
-import io
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -45,7 +43,7 @@ from scipy import ndimage
 
 from fgi import files, progress
 from fgi.config import Params
-from fgi.data.holes import PAIR_COLUMNS
+from fgi.data.holes import PAIR_COLUMNS, write_csv
 from fgi.data.layout import read_ids, worker_count
 from fgi.data.sources import celebamask_part
 from fgi.errors import UserError
@@ -118,14 +116,6 @@ def _faces(params: Params, raw_root: Path, names: list[str], out: Path, folder: 
             [row for rows in results for row in rows if isinstance(row, str)])
 
 
-def _write_rows(path: Path, rows: list[dict]) -> None:
-    table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=PAIR_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    files.write_text_atomic(path, table.getvalue())
-
-
 def build_semantic_holes(params: Params, raw_root: Path, prepared: Path, out: Path) -> dict:
     """The component holes of every test face (the pairs) and training face; return the summary."""
     components = params.holes.semantic.components
@@ -135,8 +125,8 @@ def build_semantic_holes(params: Params, raw_root: Path, prepared: Path, out: Pa
         raise UserError(f"holes.semantic.components: no test face has any of their parts annotated under "
                         f"{raw_root}; check the part names (e.g. l_eye, nose, mouth)")
     train, train_missing = _faces(params, raw_root, read_ids(prepared / "train.txt"), out, "train/")
-    _write_rows(out / "test_pairs.csv", pairs)
-    _write_rows(out / "train_masks.csv", train)
+    write_csv(out / "test_pairs.csv", PAIR_COLUMNS, pairs)
+    write_csv(out / "train_masks.csv", PAIR_COLUMNS, train)
 
     def per_component(rows: list[dict]) -> dict[str, int]:
         return {component: sum(row["bin"] == component for row in rows) for component in components}
