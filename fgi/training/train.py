@@ -4,7 +4,7 @@
 
 * Device: `cuda` when available (one GPU per process), else `cpu`; bfloat16
   autocast where `train.amp` asks for it (`auto`: where the device computes it
-  natively, CPU included), channels_last on CUDA (`train.channels_last`).
+  natively, CPU included), channels_last on CUDA and in bfloat16 (`train.channels_last`).
 * Seeded; on the CPU deterministic algorithms, so the same params give the
   same numbers.
 * `train.epochs` over the training set, capped at `train.max_steps` (0 = no cap).
@@ -89,6 +89,9 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.manual_seed(seed)
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
+        # Deterministic mode also fills every new tensor with NaN, to expose reads of
+        # uninitialised memory; no op of ours reads any, and the fills cost ~10 % of a CPU step.
+        torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 def sample_grid(masked: torch.Tensor, filled: torch.Tensor, image: torch.Tensor) -> np.ndarray:
@@ -160,11 +163,14 @@ def setup(params: Params, name: str, cfg: Any, paths: Paths, world: Distributed)
                                vgg=lambda: VGG16Features(layers, weights=weights_file(paths.weights, "vgg16"),
                                                          seed=params.seed),
                                pretrained=lambda network: weights_file(paths.weights, network))
-    memory = torch.channels_last if on_cuda and params.train.channels_last else torch.contiguous_format
-    objective.to(world.device, memory)
     # `train.amp`: auto is bfloat16 autocast where the device computes it natively (CUDA sm80+, a
     # CPU with AMX or AVX512-BF16), float32 elsewhere; model.pt and the run record what it resolved to.
     precision = resolve_precision(params.train.amp, world.device)
+    # channels_last: on CUDA, and on a CPU in bfloat16, whose oneDNN kernels want it (2.4x for
+    # PConv's step); float32 CPU convolutions gain nothing from it (reports/bench.md).
+    memory = (torch.channels_last if params.train.channels_last and (on_cuda or precision == "bfloat16")
+              else torch.contiguous_format)
+    objective.to(world.device, memory)
     autocast = (lambda: torch.autocast(world.device.type, dtype=torch.bfloat16)) if precision == "bfloat16" \
         else contextlib.nullcontext
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from fgi.config import spec
 from fgi.methods import Method, losses
-from fgi.methods.base import Objective, composite, unwrap
+from fgi.methods.base import Objective, adam, composite, unwrap
 from fgi.methods.pconv.networks import PConvUNet
 from fgi.methods.vgg import VGG_LAYERS
 
@@ -55,7 +55,7 @@ class PConvObjective(Objective):
                          if isinstance(module, nn.BatchNorm2d) for p in module.parameters()}
         groups = [[p for p in self.generator.parameters() if id(p) not in encoder_norms],
                   [p for p in self.generator.parameters() if id(p) in encoder_norms]]
-        self.optimizers["generator"] = torch.optim.Adam(
+        self.optimizers["generator"] = adam(
             [{"params": group} for group in groups], lr=self.cfg.lr_g, betas=(self.cfg.beta1, self.cfg.beta2))
         self.finetuning = False
 
