@@ -1,27 +1,33 @@
-"""training: seconds per step per model at 256², batch 5, on the CPU, and each model's peak memory.
+"""training: seconds per training step per model on the CPU, what a step spends its time on,
+and what the data loader must deliver to a GPU.
 
-ours       `fgi.methods.base.make_objective(name, cfg, 256, vgg=...)` with the paper
-           profile's model sections (configs/paper.yaml: width 1.0, its losses and
-           optimisers) for every learned method of that profile; and at 64², batch 8,
-           with the study profile's sections (configs/study.yaml, width 0.5), Ours beside
-           LaMa, whose Fourier units run FFTs (a slow path on CPUs, so measured before any
-           optimisation). A seeded random VGG16 (as offline) and deterministic
-           algorithms (as `fgi.training.train` on the CPU); `Objective.step` on a batch of 5:
-           one warm-up step, FLOP-counted by torch's per-op formulas (`benchmarks.common.
-           FlopCount`: forward and backward of every network, 2 FLOPs per multiply-accumulate), then timed steps.
-reference  a 2048×2048 float32 matmul in the parent process of the same run: the
-           achieved GFLOP/s of a training step is reported as a share of it.
+ours       `fgi.methods.base.make_objective(name, cfg, size, vgg=...)` and `Objective.step`,
+           set up as `fgi.training.train` sets it up (`seed_everything`, `train.amp`'s
+           autocast, channels_last under bfloat16), on a fixed batch:
+           * the study profile (configs/study.yaml: 64², batch 8, width 0.5), every learned
+             method, three ways: `before` (float32, the per-parameter Adam loop, deterministic
+             mode's NaN fill of every new tensor: the training step as it was before the
+             fused optimiser), `float32` (`train.amp: float32` today) and `bfloat16`
+             (`train.amp: bfloat16`); `auto` is whichever of the two this CPU resolves to;
+           * the paper profile (configs/paper.yaml: 256², batch 5, width 1.0) in float32, with
+             each model's peak memory.
+           One warm-up step (FLOP-counted by torch's per-op formulas, `benchmarks.common.FlopCount`:
+           forward and backward of every network, 2 FLOPs per multiply-accumulate), then the
+           median of the timed steps; torch.profiler's top operators of `before` and `auto`.
+reference  2048² float32 and bfloat16 matmuls in the parent process of the same run: a step's
+           achieved GFLOP/s is reported as a share of the peak of the precision it ran in; the
+           study step's speed-up is `auto` over `before`, summed over the methods.
 
-Each model runs in its own fresh subprocess (`python -m benchmarks.training
---child NAME`), so its peak resident memory (`VmHWM`) is its own; the
-interpreter with torch and fgi imported, before any model exists, is reported
-beside it. Inputs are random images in [-1, 1] with a doodle hole and an
-elliptical foreground: the step's cost does not depend on the pixels.
+Each measurement runs in its own fresh subprocess (`python -m benchmarks.training --child
+NAME`), so its peak resident memory (`VmHWM`) is its own. Inputs are random images in [-1, 1]
+with a doodle hole and an elliptical foreground: a step's cost does not depend on the pixels.
+The data side (`benchmarks.loader`) measures the training DataLoader at 256² per worker process.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import subprocess
@@ -32,11 +38,12 @@ from pathlib import Path
 from benchmarks.common import Check, CpuMeter, Section, fmt, matmul_peak, median, say, table
 
 NAME = "training"
-SIZE = 256
-BATCH = 5
+SIZE, BATCH = 256, 5
 MODELS = ("ours", "ce", "pconv", "gc", "lama")
-SMALL_SIZE, SMALL_BATCH, SMALL_MODELS = 64, 8, ("ours", "lama")  # the study profile's training step
-PAPER_EPOCH_IMAGES = 27_000
+STUDY_SIZE, STUDY_BATCH = 64, 8
+VARIANTS = ("before", "float32", "bfloat16")
+TARGET_NATIVE, TARGET_EMULATED = 1.8, 1.2  # the study step's speed-up, with and without native bfloat16
+TOP_OPS = 5
 
 
 def _memory_gib(field: str) -> float:
@@ -51,24 +58,55 @@ def _memory_gib(field: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # not Linux: the best there is
 
 
-def child(name: str, steps: int, batch: int, size: int, profile: str = "paper") -> dict:
+def _as_before(objective) -> None:
+    """The training step as it ran before the fused optimiser: Adam's per-parameter loop and
+    deterministic mode's NaN fill of every new tensor."""
+    import torch
+
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    for optimizer in objective.optimizers.values():
+        for group in optimizer.param_groups:
+            group["fused"], group["foreach"] = False, False
+
+
+def top_operators(step, count: int = TOP_OPS, steps: int = 2) -> list[list]:
+    """[name, self CPU ms per step, share of the step's self CPU time] of the `count` costliest ops."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        for _ in range(steps):
+            step()
+    events = [e for e in profiler.key_averages() if e.key.startswith("aten::") or "Optimizer" in e.key]
+    total = sum(e.self_cpu_time_total for e in profiler.key_averages())
+    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    return [[e.key, e.self_cpu_time_total / steps / 1e3, e.self_cpu_time_total / total] for e in events[:count]]
+
+
+def child(name: str, steps: int, batch: int, size: int, profile: str = "paper", variant: str = "float32",
+          top_ops: bool = False) -> dict:
     """Build one model's objective, run warm-up + `steps` steps, return timings, FLOPs and memory."""
     import numpy as np
     import torch
     from benchmarks.common import FlopCount, paper_params, study_params
     from fgi.config import method_config
     from fgi.data.doodles import render_doodle
-    from fgi.methods.vgg import VGG16Features
     from fgi.methods.base import make_objective
+    from fgi.methods.vgg import VGG16Features
+    from fgi.training.train import seed_everything
 
     baseline = _memory_gib("VmRSS")
-    torch.manual_seed(0)
-    torch.use_deterministic_algorithms(True, warn_only=True)  # as fgi.training.train runs on the CPU
+    seed_everything(0, deterministic=True)  # as fgi.training.train runs on the CPU
     cfg = method_config(paper_params() if profile == "paper" else study_params(), name)
     layers = getattr(cfg, "vgg_layers", ("pool1",))
     objective = make_objective(name, cfg, size, vgg=lambda: VGG16Features(layers, weights=None, seed=0))
+    bfloat16 = variant == "bfloat16"
+    memory = torch.channels_last if bfloat16 else torch.contiguous_format  # as fgi.training.train
+    objective.to(torch.device("cpu"), memory)
+    if variant == "before":
+        _as_before(objective)
     for network in objective.networks().values():
         network.train()
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bfloat16 else contextlib.nullcontext
 
     generator = torch.Generator().manual_seed(0)
     image = torch.rand(batch, 3, size, size, generator=generator) * 2 - 1  # (B, 3, S, S)
@@ -77,76 +115,140 @@ def child(name: str, steps: int, batch: int, size: int, profile: str = "paper") 
     hole = torch.from_numpy(np.stack(holes)).float()[:, None]  # (B, 1, S, S)
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
     fg_mask = ((xx / 0.6) ** 2 + (yy / 0.8) ** 2 <= 1).float().expand(batch, 1, size, size)  # (B, 1, S, S)
+    image, hole, fg_mask = (t.contiguous(memory_format=memory) for t in (image, hole, fg_mask))
+
+    def step() -> None:
+        terms = objective.step(image, hole, fg_mask, autocast=autocast)
+        float(terms["g/total"].detach())  # the loss is ready: the step has finished
 
     with FlopCount() as counter:
         start = time.perf_counter()
-        objective.step(image, hole, fg_mask)
+        step()
         warmup = time.perf_counter() - start
     seconds = []
     for _ in range(steps):
         start = time.perf_counter()
-        terms = objective.step(image, hole, fg_mask)
-        float(terms["g/total"].detach())  # the loss is ready: the step has finished
+        step()
         seconds.append(time.perf_counter() - start)
     parameters = sum(p.numel() for net in objective.networks().values() for p in net.parameters())
-    return {"model": name, "seconds": seconds, "warmup": warmup, "flops": counter.total,
+    return {"model": name, "variant": variant, "seconds": seconds, "warmup": warmup, "flops": counter.total,
             "parameters": parameters, "peak_rss_gib": _memory_gib("VmHWM"), "baseline_rss_gib": baseline,
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "top_ops": top_operators(step) if top_ops else []}
 
 
-def measure(name: str, steps: int, batch: int = BATCH, size: int = SIZE, profile: str = "paper") -> dict:
+def measure(name: str, steps: int, batch: int = BATCH, size: int = SIZE, profile: str = "paper",
+            variant: str = "float32", top_ops: bool = False) -> dict:
     command = [sys.executable, "-m", "benchmarks.training", "--child", name, "--steps", str(steps),
-               "--batch", str(batch), "--size", str(size), "--profile", profile]
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
+               "--batch", str(batch), "--size", str(size), "--profile", profile, "--variant", variant]
+    done = subprocess.run(command + (["--top-ops"] if top_ops else []), check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run(quick: bool = False) -> Section:
-    steps = 1 if quick else 2
+def study_methods() -> list[str]:
+    """The study profile's learned methods, in its tables' order."""
+    from benchmarks.common import study_params
+    from fgi import methods
+
+    return [name for name in study_params().methods if methods.get(name).learned]
+
+
+def _ops_text(ops: list[list]) -> str:
+    return ", ".join(f"`{op.removeprefix('aten::')}` {ms:.0f} ms ({share:.0%})" for op, ms, share in ops)
+
+
+def study_section(steps: int, peaks: dict[str, float], auto: str) -> tuple[str, list[Check]]:
+    """The study profile's step per method and variant, with the speed-up of `auto` over `before`."""
+    rows, ops_rows, sums = [], [], {variant: 0.0 for variant in VARIANTS}
+    for name in study_methods():
+        results = {variant: measure(name, steps, STUDY_BATCH, STUDY_SIZE, "study", variant,
+                                    top_ops=variant in ("before", auto)) for variant in VARIANTS}
+        step = {variant: median(r["seconds"]) for variant, r in results.items()}
+        for variant in VARIANTS:
+            sums[variant] += step[variant]
+        say(f"training: study {name}: " + ", ".join(f"{v} {step[v]:.3f} s" for v in VARIANTS))
+        flops = results["float32"]["flops"]
+        rates = {v: flops / step[v] / 1e9 for v in VARIANTS}
+        rows.append([name, fmt(flops / 1e9), *(fmt(step[v]) for v in VARIANTS),
+                     f"{rates['float32'] / peaks['float32']:.0%}", f"{rates['bfloat16'] / peaks['bfloat16']:.0%}",
+                     f"{step['before'] / step[auto]:.2f}×"])
+        ops_rows.append([name, "before", _ops_text(results["before"]["top_ops"])])
+        ops_rows.append([name, auto, _ops_text(results[auto]["top_ops"])])
+    speedup = sums["before"] / sums[auto]
+    native = auto == "bfloat16"
+    target = TARGET_NATIVE if native else TARGET_EMULATED
+    rows.append(["**sum**", "", *(fmt(sums[v]) for v in VARIANTS), "", "", f"**{speedup:.2f}×**"])
+    check = Check(f"study step, {STUDY_SIZE}², batch {STUDY_BATCH}, sum over {len(study_methods())} methods, "
+                  f"`train.amp: auto` ({auto})", sums[auto], sums["before"], "s", "the float32 step before the "
+                  "fused optimiser, same run", speedup, target=f"≥ {target}× ({'native' if native else 'no native'} "
+                  "bfloat16)", passed=speedup >= target)
+    text = "\n\n".join([
+        (f"The study profile (configs/study.yaml: {STUDY_SIZE}², batch {STUDY_BATCH}, width 0.5) as "
+         f"`fgi.training.train` runs it, every learned method; median of {steps} timed steps after a warm-up. "
+         "`before`: float32 with Adam's per-parameter loop and deterministic mode's NaN fill of every new tensor; "
+         "`float32`: `train.amp: float32` (fused Adam, no fill); `bfloat16`: `train.amp: bfloat16` (autocast, "
+         f"channels_last). `train.amp: auto` resolves to **{auto}** on this CPU. Share of peak: the step's FLOPs "
+         "per second over the matmul peak of its precision."),
+        table(["model", "GFLOP / step", "before s", "float32 s", "bfloat16 s", "float32 of fp32 peak",
+               "bfloat16 of bf16 peak", f"speed-up ({auto} ÷ before)"], rows),
+        (f"Speed-up of the sum over methods: **{speedup:.2f}×** (target ≥ {target}× on a CPU "
+         f"{'with' if native else 'without'} native bfloat16): **{'PASS' if check.passed else 'MISS'}**. "
+         f"float32 alone (no bfloat16): {sums['before'] / sums['float32']:.2f}×."),
+        (f"Where a step's time goes (torch.profiler, self CPU time per step, top {TOP_OPS} operators; the "
+         f"share is of all self CPU time), before and with `auto`:"),
+        table(["model", "variant", "top operators"], ops_rows),
+    ])
+    return text, [check]
+
+
+def paper_section(steps: int, peak: float) -> tuple[str, list[Check], list[dict]]:
     results, checks, rows = [], [], []
-    with CpuMeter() as meter:
-        peak = matmul_peak()
-        say(f"training: matmul peak {peak:.0f} GFLOP/s float32")
-        for name in MODELS:
-            result = measure(name, steps)
-            results.append(result)
-            say(f"training: {name}: {median(result['seconds']):.1f} s/step, peak RSS {result['peak_rss_gib']:.2f} GiB")
-        small = [measure(name, 2 * steps + 1, SMALL_BATCH, SMALL_SIZE, "study") for name in SMALL_MODELS]
+    for name in MODELS:
+        result = measure(name, steps)
+        results.append(result)
+        say(f"training: {name}: {median(result['seconds']):.1f} s/step, peak RSS {result['peak_rss_gib']:.2f} GiB")
     for r in results:
         step = median(r["seconds"])
         rate = r["flops"] / step / 1e9
-        epoch_hours = PAPER_EPOCH_IMAGES / BATCH * step / 3600
         rows.append([r["model"], fmt(r["parameters"] / 1e6), fmt(step), fmt(BATCH / step), fmt(r["flops"] / 1e9),
-                     fmt(rate), f"{rate / peak:.0%}", fmt(r["peak_rss_gib"]), fmt(epoch_hours)])
+                     fmt(rate), f"{rate / peak:.0%}", fmt(r["peak_rss_gib"])])
         checks.append(Check(f"{r['model']}: training step, 256², batch {BATCH}", step, peak, "s/step",
                             "2048² float32 matmul", rate / peak, note=f"{fmt(rate)} GFLOP/s, peak RSS "
                             f"{r['peak_rss_gib']:.2f} GiB", reference_unit="GFLOP/s"))
-    small_rows = []
-    for r in small:
-        step = median(r["seconds"])
-        rate = r["flops"] / step / 1e9
-        small_rows.append([r["model"], fmt(r["parameters"] / 1e6), fmt(step), fmt(SMALL_BATCH / step),
-                           fmt(r["flops"] / 1e9), fmt(rate), f"{rate / peak:.0%}", fmt(r["peak_rss_gib"])])
-        checks.append(Check(f"{r['model']}: training step, {SMALL_SIZE}², batch {SMALL_BATCH}, study profile", step,
-                            peak, "s/step", "2048² float32 matmul", rate / peak, reference_unit="GFLOP/s",
-                            note=f"{fmt(rate)} GFLOP/s"))
     baseline = max(r["baseline_rss_gib"] for r in results)
-    body = "\n\n".join([
-        (f"Paper profile (width 1.0), {SIZE}², batch {BATCH}, random VGG16, CPU with "
-         f"{results[0]['threads']} threads; one warm-up step (FLOP-counted) then the median of {steps} timed "
-         f"step(s), each model in a fresh subprocess; {meter.describe()}. Matmul peak in this run: "
-         f"**{peak:.0f} GFLOP/s** float32."),
+    text = "\n\n".join([
+        (f"The paper profile (configs/paper.yaml: width 1.0), {SIZE}², batch {BATCH}, float32, random VGG16, "
+         f"{results[0]['threads']} threads; median of {steps} timed step(s) after a warm-up:"),
         table(["model", "parameters (M, all networks)", "s / step", "images/s", "GFLOP / step", "GFLOP/s",
-               "of matmul peak", "peak RSS GiB", "h / paper epoch (27k images)"], rows),
+               "of fp32 matmul peak", "peak RSS GiB"], rows),
         (f"Peak RSS is the subprocess's `VmHWM` (/proc/self/status); {baseline:.2f} GiB of it is the "
          "interpreter with torch and fgi imported, before any network is built. No target: the paper run "
          "is meant for a GPU (`python -m benchmarks.gpu_train`)."),
-        (f"The study profile's step (configs/study.yaml: width 0.5), {SMALL_SIZE}², batch {SMALL_BATCH}, the same "
-         "way:"),
-        table(["model", "parameters (M, all networks)", "s / step", "images/s", "GFLOP / step", "GFLOP/s",
-               "of matmul peak", "peak RSS GiB"], small_rows),
     ])
-    return Section(NAME, f"training: seconds per step at {SIZE}², batch {BATCH} (CPU)", body, checks)
+    return text, checks, results
+
+
+def run(quick: bool = False) -> Section:
+    import torch
+    from benchmarks import loader
+    from fgi.inference import resolve_precision
+
+    auto = resolve_precision("auto", torch.device("cpu"))
+    with CpuMeter() as meter:
+        peaks = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
+        say(f"training: matmul peak {peaks['float32']:.0f} GFLOP/s float32, {peaks['bfloat16']:.0f} bfloat16")
+        study_text, study_checks = study_section(3 if quick else 7, peaks, auto)
+        paper_text, paper_checks, paper_results = paper_section(1 if quick else 2, peaks["float32"])
+        data_text, data_checks = loader.data_side({r["model"]: r["flops"] for r in paper_results}, BATCH, SIZE,
+                                                  quick)
+    body = "\n\n".join([
+        (f"{meter.describe()}. Matmul peak in this run: **{peaks['float32']:.0f} GFLOP/s** float32, "
+         f"**{peaks['bfloat16']:.0f} GFLOP/s** bfloat16 (2048², best of 8)."),
+        "### The study profile's step", study_text,
+        "### The paper profile's step", paper_text,
+        "### The data side of a GPU run", data_text,
+    ])
+    return Section(NAME, "training: seconds per step (CPU), and the data loader a GPU needs", body,
+                   study_checks + paper_checks + data_checks)
 
 
 def main() -> None:
@@ -156,8 +258,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=BATCH)
     parser.add_argument("--size", type=int, default=SIZE)
     parser.add_argument("--profile", choices=("paper", "study"), default="paper")
+    parser.add_argument("--variant", choices=VARIANTS, default="float32")
+    parser.add_argument("--top-ops", action="store_true", help="also profile two steps' operators")
     args = parser.parse_args()
-    print(json.dumps(child(args.child, args.steps, args.batch, args.size, args.profile)), flush=True)
+    print(json.dumps(child(args.child, args.steps, args.batch, args.size, args.profile, args.variant,
+                           args.top_ops)), flush=True)
 
 
 if __name__ == "__main__":

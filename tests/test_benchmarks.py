@@ -44,3 +44,45 @@ def test_reproduction_names_the_outputs_that_changed(tmp_path):
     (tmp_path / "reports" / "tables" / "table1_full.csv").write_text("method,psnr\nours,24.15\n")
     assert reproduction(Path(tmp_path)) == ("no: `dvc.lock` (the hashes of `reports/report.html`), "
                                             "`reports/tables/table1_full.csv` differ from the committed ones")
+
+
+def test_loader_benchmark_reads_the_layout_the_stages_write(tmp_path):
+    """The loader benchmark's data is what TrainSet trains on: shapes, ranges, every worker count."""
+    from benchmarks.loader import loader_rate, make_training_data
+    from fgi.data.dataset import TrainSet
+
+    prepared, foreground, holes = make_training_data(tmp_path, 32, faces=4, holes=3)
+    image, hole, fg_mask = TrainSet(prepared, foreground, holes)[0]
+    assert image.shape == (3, 32, 32) and -1 <= image.min() and image.max() <= 1
+    assert hole.shape == fg_mask.shape == (1, 32, 32)
+    assert 0 < hole.mean() < 1 and 0 < fg_mask.mean() < 1
+    assert loader_rate(prepared, foreground, holes, workers=1, batch=2, batches=2) > 0
+
+
+def test_training_benchmark_before_variant_is_the_unfused_step():
+    """`before` runs Adam's per-parameter loop with NaN-filled new tensors, training's own
+    objective the fused Adam; every variant gives a finite step with its FLOPs counted."""
+    from benchmarks.common import study_params
+    from benchmarks.training import _as_before, child
+    from fgi.config import method_config
+    from fgi.methods.base import make_objective
+
+    objective = make_objective("pconv", method_config(study_params(), "pconv"), 32)
+    assert all(group["fused"] for opt in objective.optimizers.values() for group in opt.param_groups)
+    try:
+        _as_before(objective)
+        assert torch.utils.deterministic.fill_uninitialized_memory
+        assert not any(group["fused"] or group["foreach"]
+                       for opt in objective.optimizers.values() for group in opt.param_groups)
+    finally:
+        torch.utils.deterministic.fill_uninitialized_memory = True
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled())
+    try:  # child() sets up the process as training does: deterministic mode, no NaN fill
+        results = {variant: child("pconv", 1, 2, 32, "study", variant)
+                   for variant in ("before", "float32", "bfloat16")}
+    finally:
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+        torch.utils.deterministic.fill_uninitialized_memory = True
+    assert all(r["flops"] > 0 and r["seconds"][0] > 0 for r in results.values())
+    assert results["before"]["flops"] == results["float32"]["flops"]  # the same work, only the route differs

@@ -87,9 +87,19 @@ def train(precision: str, data: tuple, held_out: tuple) -> tuple[float, float]:
     return before, hole_psnr(objective.generator, *held_out, autocast)
 
 
+@pytest.fixture
+def training_mode():
+    """`seed_everything` sets process-wide deterministic mode, as training does: undo it after."""
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.utils.deterministic.fill_uninitialized_memory)
+    yield
+    torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+    torch.utils.deterministic.fill_uninitialized_memory = before[2]
+
+
 @pytest.mark.skipif(not bfloat16_is_native(torch.device("cpu")),
                     reason="this CPU has no native bfloat16: train.amp auto resolves to float32 here")
-def test_bfloat16_training_reaches_float32_quality():
+def test_bfloat16_training_reaches_float32_quality(training_mode):
     rng = np.random.default_rng(5)
     data, held_out = faces(rng, TRAIN_FACES), faces(rng, TEST_FACES)
     runs = {precision: train(precision, data, held_out) for precision in ("float32", "bfloat16")}

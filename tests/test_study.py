@@ -126,3 +126,21 @@ def test_record_without_a_run_names_the_missing_file_and_exits_2(tmp_path, monke
         fgi_main(["study", "record"])
     assert exit_info.value.code == 2
     assert "fig4_comparison.png: not found" in capsys.readouterr().err
+
+
+def test_stage_times_are_each_stages_latest_run_of_the_workspace_or_the_experiment(tmp_path, mlflow_db):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_db)
+    T0 = 1_764_000_000  # seconds since the epoch
+    experiment = client.create_experiment("fgi-study")
+    runs = [("prepare", "workspace", 0, 30), ("train@ours", "workspace", 40, 100),  # an interrupted first try
+            ("train@ours", "workspace", 200, 1400), ("evaluate", "workspace", 1500, 1560),
+            ("train@ours", "exp-1a2b3", 2000, 2900), ("evaluate", "exp-1a2b3", 3000, 3045)]
+    for stage, exp, start, end in runs:
+        run = client.create_run(experiment, start_time=(T0 + start) * 1000, tags={"dvc_stage": stage, "dvc_exp": exp})
+        client.set_terminated(run.info.run_id, end_time=(T0 + end) * 1000)
+    assert study.stage_wall_times(tmp_path, "fgi-study", ablation=False) == {
+        "prepare": 30.0, "train@ours": 1200.0, "evaluate": 60.0}
+    assert study.stage_wall_times(tmp_path, "fgi-study", ablation=True) == {"train@ours": 900.0, "evaluate": 45.0}
+    assert study.stage_wall_times(tmp_path, "fgi-other", ablation=False) == {}

@@ -7,7 +7,8 @@ then once more as a DVC experiment with Ours's other objective reading
 overwrites; `fgi study record` copies the ones a reader needs into a folder
 that is committed with git:
 
-    run.json / run.md          profile, Ours's reading, machine, torch, wall time
+    run.json / run.md          profile, Ours's reading, precision, machine, torch, wall time of
+                               `dvc repro` and of each stage (its MLflow run)
     tables/                    Tables 1-5 (csv, md, tex), as `evaluate` wrote them
     figures/                   Fig. 4 and 5 analogs, training curves, metrics by bin
     curves/<model>_val.csv     validation hole PSNR per step (run.md: summary, the reference method's line)
@@ -28,6 +29,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -39,13 +41,13 @@ from fgi.evaluation.cards import CARDS, Cards, load_cards
 from fgi.evaluation.figures import bin_order
 from fgi.evaluation.report import validation_reference
 from fgi.evaluation.tables import PSNR_CAP, method_order
-from fgi.inference import cpu_name
+from fgi.inference import cpu_name, resolve_precision
 
 FIGURES = ("fig4_comparison.png", "fig5_foreground.png", "training_curves.png", "metrics_by_bin.png")
 REGIONS = {"full": "Whole image", "foreground": "Foreground (face + hair)", "hole": "Hole"}
 
 
-def run_info(root: Path, wall_s: float | None, cards: Cards) -> dict:
+def run_info(root: Path, wall_s: float | None, cards: Cards, ablation: bool = False) -> dict:
     """The run's identity; `reading` is the reading (`base_loss`) of the proposed method."""
     import torch  # noqa: PLC0415 - only for its version; `fgi study` starts without it otherwise
 
@@ -53,20 +55,59 @@ def run_info(root: Path, wall_s: float | None, cards: Cards) -> dict:
     per_image = pd.read_csv(root / "reports" / "per_image.csv", dtype={"image_id": str})
     pairs = pd.read_csv(root / "data" / "holes" / "test_pairs.csv", dtype={"image_id": str}).to_dict("records")
     reference = validation_reference(per_image, pairs, params["train"]["val_images"], cards)
+    where = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    amp, experiment = params["train"].get("amp", "float32"), params.get("tracking", {}).get("experiment")
     return {"profile": params["profile"],
             "reading": params["models"].get(cards.proposed(), {}).get("base_loss", "default"),
             "max_steps": params["train"]["max_steps"], "size": params["data"]["size"],
+            "amp": amp, "precision": resolve_precision(amp, where),
             "cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
             "cuda": torch.cuda.is_available(), "wall_s": wall_s,
+            "stage_wall_s": stage_wall_times(root, experiment, ablation) if experiment else {},
             "reference_val_hole_psnr": reference[1] if reference else float("nan")}
 
 
+def stage_wall_times(root: Path, experiment: str, ablation: bool) -> dict[str, float]:
+    """Seconds of each stage's latest MLflow run in `experiment`: of the workspace's `dvc repro`, or
+    with `ablation` of the latest DVC experiment. Empty when tracking was off. A stage's run
+    starts after its imports, so the sum falls a little short of the wall time."""
+    import mlflow  # noqa: PLC0415 - slow to import; only the record needs it
+
+    from fgi.tracking import tracking_uri  # noqa: PLC0415
+
+    uri = tracking_uri(root)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        return {}  # tracking was off; do not create a store just to find it empty
+    client = mlflow.MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return {}
+    runs = [run for run in client.search_runs([found.experiment_id], max_results=5000)
+            if run.info.end_time and (run.data.tags.get("dvc_exp", "workspace") != "workspace") == ablation]
+    if not runs:
+        return {}
+    if ablation:  # the experiment of the latest run
+        latest = max(runs, key=lambda run: run.info.start_time).data.tags["dvc_exp"]
+        runs = [run for run in runs if run.data.tags["dvc_exp"] == latest]
+    times: dict[str, tuple[int, float]] = {}
+    for run in runs:
+        stage = run.data.tags.get("dvc_stage", "manual")
+        if stage not in times or run.info.start_time > times[stage][0]:
+            times[stage] = (run.info.start_time, (run.info.end_time - run.info.start_time) / 1000)
+    order = sorted(times, key=lambda stage: times[stage][0])
+    return {stage: round(times[stage][1], 1) for stage in order}
+
+
 def validation_summary(val: pd.DataFrame, last: int = 4) -> dict:
-    """First, best (and its step), final and the mean of the last `last` validations."""
+    """First, best (and its step), final, the mean of the last `last` validations, and the slope
+    of a least-squares line through the second half of the run, in dB per 1,000 steps: near 0
+    when the curve has flattened."""
     best = val.loc[val["psnr_hole"].idxmax()]
+    half = val[val["step"] > val["step"].iloc[-1] / 2]
+    slope = float(np.polyfit(half["step"], half["psnr_hole"], 1)[0] * 1000) if len(half) >= 3 else float("nan")
     return {"first": float(val["psnr_hole"].iloc[0]), "best": float(best["psnr_hole"]), "best_step": int(best["step"]),
             "final": float(val["psnr_hole"].iloc[-1]), "last_mean": float(val["psnr_hole"].tail(last).mean()),
-            "final_step": int(val["step"].iloc[-1])}
+            "final_step": int(val["step"].iloc[-1]), "slope_per_1000": slope}
 
 
 def psnr_means(per_image: pd.DataFrame, column: str, cards: Cards) -> pd.DataFrame:
@@ -173,16 +214,25 @@ def run_markdown(info: dict, validation: dict[str, pd.DataFrame], cards: Cards) 
         "# The study run", "",
         f"- Profile: `{info['profile']}` (`configs/study.yaml`), {info['size']}², {info['max_steps']} steps per model",
         f"- {cards.display(cards.proposed())}'s reading: `base_loss: {info['reading']}`",
+        f"- Precision: `train.amp: {info.get('amp', 'float32')}`, which ran as {info.get('precision', 'float32')}",
         f"- Machine: {info['cpu']}, {info['cores']} cores, CUDA {'yes' if info['cuda'] else 'no'}; torch {info['torch']}",
         f"- Wall time of `dvc repro`: {wall}", "",
         "## Validation hole PSNR during training (dB)", "",
         f"The training loop's validation pairs; {reference.lower()} reaches {info['reference_val_hole_psnr']:.2f} dB "
-        "on them.",
-        "", "| Model | first | best (step) | final (step) | mean of the last 4 |", "| --- | ---: | ---: | ---: | ---: |"]
+        "on them. The slope is a least-squares line through the second half of the run, in dB per 1,000 steps: "
+        "a curve that has flattened has a slope near 0.",
+        "", "| Model | first | best (step) | final (step) | mean of the last 4 | slope, 2nd half |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for model, val in validation.items():
         s = validation_summary(val)
         lines.append(f"| {cards.display(model)} | {s['first']:.2f} | {s['best']:.2f} ({s['best_step']}) "
-                     f"| {s['final']:.2f} ({s['final_step']}) | {s['last_mean']:.2f} |")
+                     f"| {s['final']:.2f} ({s['final_step']}) | {s['last_mean']:.2f} | {s['slope_per_1000']:+.2f} |")
+    stages = info.get("stage_wall_s") or {}
+    if stages:
+        lines += ["", "## Time per stage", "",
+                  "Each stage's MLflow run (from after its imports to its end), in the order they ran.", "",
+                  "| Stage | min |", "| --- | ---: |", *(f"| {stage} | {seconds / 60:.1f} |"
+                                                       for stage, seconds in stages.items())]
     return "\n".join(lines + [""])
 
 
@@ -206,7 +256,7 @@ def record(root: Path, out: Path, wall_s: float | None, ablation: bool) -> list[
     missing = [path for path in needed if not path.is_file()]
     if not missing:
         cards = load_cards(root / "reports" / CARDS)
-        info = run_info(root, wall_s, cards)
+        info = run_info(root, wall_s, cards, ablation)
         copies = _sources(root, out, info["reading"], ablation, cards)
         missing = [source for source, _ in copies if not source.is_file()]
     if missing:
