@@ -215,3 +215,30 @@ def test_report_renders_in_chromium(report, tmp_path):
     blocked = page_errors(chromium(leaky, tmp_path, "--dump-dom").stderr)
     assert any("127.0.0.1:9/x.png" in line for line in blocked), "a fetch of the page went unnoticed"
 
+
+
+def test_metrics_by_bin_bands_are_the_bootstrap_intervals_of_each_bins_mean():
+    import pandas as pd
+
+    from fgi.config import Bootstrap
+    from fgi.evaluation import figures
+
+    rng = np.random.default_rng(0)
+    rows = [{"method": method, "bin": label, "full/psnr": value, "hole/psnr": value, "foreground/psnr": value + 1,
+             "full/ssim": 0.9, "full/mae": 3.0, "foreground/ssim": np.nan if i == 0 else 0.8}
+            for method in ("ours", "biharmonic") for label in ("(0.01, 0.1]", "(0.1, 0.2]")
+            for i, value in enumerate(rng.normal(25, 2, 12))]
+    per_image = pd.DataFrame(rows)
+    bootstrap = Bootstrap(resamples=400, level=0.9, seed=3)
+    low, high = figures.bins_intervals(per_image, "foreground/psnr", built_in_cards(), bootstrap)
+    means = figures.bins_means(per_image, "foreground/psnr", built_in_cards())
+    cell = per_image[(per_image["method"] == "ours") & (per_image["bin"] == "(0.1, 0.2]")]["foreground/psnr"]
+    resampled = cell.to_numpy()[np.random.default_rng(3).integers(0, 12, size=(400, 12))].mean(axis=1)
+    assert (low.loc["(0.1, 0.2]", "ours"], high.loc["(0.1, 0.2]", "ours"]) == pytest.approx(
+        tuple(np.quantile(resampled, [0.05, 0.95])))
+    assert (low <= means).all().all() and (means <= high).all().all()
+    # An SSIM over an empty foreground (NaN) is left out, not counted as 0.
+    low, high = figures.bins_intervals(per_image, "foreground/ssim", built_in_cards(), bootstrap)
+    assert low.loc["(0.01, 0.1]", "ours"] == pytest.approx(0.8)
+    figure = figures.bins_figure(per_image, built_in_cards(), bootstrap)
+    assert [axis.get_title() for axis in figure.axes][4:] == ["foreground PSNR (dB) ↑", "foreground SSIM ↑"]

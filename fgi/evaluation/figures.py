@@ -3,7 +3,8 @@
     foreground_figure    Fig. 3 of Jam et al.: test images, their foreground masks M_F, M_F overlaid
     comparison_figure    Fig. 4 (whole image) and Fig. 5 (`foreground_only`: outside M_F black)
     curves_figure        each model's generator loss and validation hole-PSNR against the step
-    bins_figure          full-image PSNR, SSIM, MAE and hole PSNR per hole-ratio bin and method
+    bins_figure          full-image PSNR, SSIM, MAE, hole and foreground PSNR, foreground SSIM per
+                         hole-ratio bin and method, with bootstrap intervals
 
 Every function takes arrays and frames already loaded (uint8 (H, W, 3) images,
 bool (H, W) masks) and returns a Figure; `save_figure` writes it atomically.
@@ -23,6 +24,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from fgi import files  # noqa: E402
+from fgi.evaluation import stats  # noqa: E402
 from fgi.evaluation.cards import Cards  # noqa: E402
 from fgi.evaluation.tables import PSNR_CAP, method_order  # noqa: E402
 
@@ -164,35 +166,60 @@ def curves_figure(curves: dict[str, pd.DataFrame], validation: dict[str, pd.Data
 
 
 BIN_METRICS = (("full/psnr", "full-image PSNR (dB) ↑"), ("full/ssim", "full-image SSIM ↑"),
-               ("full/mae", "full-image MAE (0-255) ↓"), ("hole/psnr", "hole PSNR (dB) ↑"))
+               ("full/mae", "full-image MAE (0-255) ↓"), ("hole/psnr", "hole PSNR (dB) ↑"),
+               ("foreground/psnr", "foreground PSNR (dB) ↑"), ("foreground/ssim", "foreground SSIM ↑"))
+
+
+def _bin_values(per_image: pd.DataFrame, column: str) -> pd.Series:
+    """`column` as the tables count it: PSNR capped at `PSNR_CAP` (a perfect region would be
+    infinite); NaN values, e.g. an SSIM over an empty region, are left out."""
+    values = per_image[column].clip(upper=PSNR_CAP) if column.endswith("/psnr") else per_image[column]
+    return values
 
 
 def bins_means(per_image: pd.DataFrame, column: str, cards: Cards) -> pd.DataFrame:
-    """Mean of `column` per method (columns, in the tables' order) and bin (rows, ascending).
-
-    PSNR is capped at `PSNR_CAP` as in the tables (a perfect region would be infinite); NaN
-    values, e.g. an SSIM over an empty region, are left out of the mean.
-    """
-    values = per_image[column].clip(upper=PSNR_CAP) if column.endswith("/psnr") else per_image[column]
+    """Mean of `column` per method (columns, in the tables' order) and bin (rows, ascending)."""
+    values = _bin_values(per_image, column)
     means = values.groupby([per_image["bin"], per_image["method"]]).mean().unstack("method")
     return means.reindex(index=bin_order(per_image["bin"]), columns=method_order(per_image, cards))
 
 
-def bins_figure(per_image: pd.DataFrame, cards: Cards) -> Figure:
-    """One panel per metric of `BIN_METRICS`; x = hole-ratio bin, one line per method."""
-    figure, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+def bins_intervals(per_image: pd.DataFrame, column: str, cards: Cards, bootstrap) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(low, high): the percentile bootstrap interval of each mean of `bins_means`, resampling the
+    bin's test pairs as the tables do (`eval.bootstrap`)."""
+    values = _bin_values(per_image, column)
+    means = bins_means(per_image, column, cards)
+    low, high = means.copy() * np.nan, means.copy() * np.nan
+    for (bin_label, method), group in values.groupby([per_image["bin"], per_image["method"]]):
+        finite = group.dropna().to_numpy()
+        if len(finite) and method in means.columns:
+            indices = stats.resample_indices(len(finite), bootstrap.resamples, bootstrap.seed)
+            low.loc[bin_label, method], high.loc[bin_label, method] = stats.percentile_ci(
+                finite, indices, bootstrap.level)
+    return low, high
+
+
+def bins_figure(per_image: pd.DataFrame, cards: Cards, bootstrap) -> Figure:
+    """One panel per metric of `BIN_METRICS`; x = hole-ratio bin, one line per method with its
+    bootstrap interval as a band."""
+    figure, axes = plt.subplots(2, 3, figsize=(15, 7.5))
     for axis, (column, title) in zip(axes.flat, BIN_METRICS):
         means = bins_means(per_image, column, cards)
+        low, high = bins_intervals(per_image, column, cards, bootstrap)
         positions = np.arange(len(means.index))
         for index, method in enumerate(means.columns):
-            axis.plot(positions, means[method].to_numpy(), marker="o", markersize=4,
-                      color=_color(method, index, cards), label=cards.display(method))
+            color = _color(method, index, cards)
+            axis.plot(positions, means[method].to_numpy(), marker="o", markersize=4, color=color,
+                      label=cards.display(method))
+            axis.fill_between(positions, low[method].to_numpy(dtype=float), high[method].to_numpy(dtype=float),
+                              color=color, alpha=0.15, linewidth=0)
         axis.set_xticks(positions, means.index, fontsize=7)
         axis.set_xlabel("hole-to-image ratio", fontsize=8)
         axis.set_title(title, fontsize=9)
         axis.tick_params(labelsize=7)
         axis.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=8)
-    figure.suptitle("Metrics per hole-ratio bin (mean over the bin's test pairs)", fontsize=10)
+    figure.suptitle(f"Metrics per hole-ratio bin: mean over the bin's test pairs, band = {bootstrap.level:.0%} "
+                    "bootstrap interval", fontsize=10)
     figure.tight_layout()
     return figure

@@ -141,7 +141,7 @@ def draw_figures(params: Params, root: Path, out: Path, pairs: list[dict], per_i
 
     reference = validation_reference(per_image, pairs, params.train.val_images, cards)
     figures.save_figure(figures.curves_figure(curves, validation, cards, reference), paths["training_curves"], dpi)
-    figures.save_figure(figures.bins_figure(per_image, cards), paths["metrics_by_bin"], dpi)
+    figures.save_figure(figures.bins_figure(per_image, cards, params.eval.bootstrap), paths["metrics_by_bin"], dpi)
     component_pairs = root / "data/holes_semantic/test_pairs.csv"
     if component_pairs.is_file():
         rows = [load_pair(root, pair, methods, "holes_semantic") for pair in one_face(read_csv(component_pairs))]
