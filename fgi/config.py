@@ -54,19 +54,33 @@ class ArchiveSource:
 
 
 @dataclass(frozen=True)
+class FolderData:
+    """A user's own faces (`data.source: folder`) and, optionally, a face parser's masks of them."""
+
+    images: str = spec()
+    foreground: str = spec()            # "" = no foreground masks: methods that need them are refused
+    label_ids: list[int] = spec(ge=0)   # [] = binary masks (white = foreground); else the foreground ids of label maps
+    label_count: int = spec(ge=0, le=65536)  # the parser's number of classes: a larger id in a map is an error
+    square: Literal["crop", "pad"] = spec()
+
+
+@dataclass(frozen=True)
 class Data:
-    source: Literal["synthetic", "celebamask_hq"] = spec()
+    source: Literal["synthetic", "celebamask_hq", "folder"] = spec()
     size: int = spec(ge=16, le=1024)
     on_corrupt: Literal["error", "skip"] = spec()
     workers: int = spec(ge=0)
     synthetic: SyntheticData = spec()
     celebamask_hq: ArchiveSource = spec()
+    folder: FolderData = spec()
 
 
 @dataclass(frozen=True)
 class Split:
-    train: int = spec(ge=1)
-    test: int = spec(ge=1)
+    """Counts of images (ints), or shares of the usable images (fractions below 1)."""
+
+    train: int | float = spec(gt=0)
+    test: int | float = spec(gt=0)
 
 
 @dataclass(frozen=True)
@@ -88,13 +102,23 @@ class SemanticHoles:
 
 
 @dataclass(frozen=True)
+class FolderHoles:
+    """A user's own hole masks (`holes.source: folder`): a test folder, or one folder split by `seed`."""
+
+    train: str = spec()
+    test: str = spec()                  # "" = hold out `test_share` of `train`'s masks
+    test_share: float = spec(gt=0.0, lt=1.0)
+
+
+@dataclass(frozen=True)
 class Holes:
-    source: Literal["synthetic", "qd_imd"] = spec()
+    source: Literal["synthetic", "qd_imd", "folder"] = spec()
     ratio_min: float = spec(ge=0.0, le=1.0)
     ratio_max: float = spec(gt=0.0, le=1.0)
     invert: bool = spec()
     synthetic: SyntheticHoles = spec()
     qd_imd: ArchiveSource = spec()
+    folder: FolderHoles = spec()
     semantic: SemanticHoles = spec()
     train_mix: float = spec(ge=0.0, le=1.0)
 
@@ -195,11 +219,8 @@ def _cross_checks(params: Params, problems: list[str]) -> None:
     if params.holes.ratio_min >= params.holes.ratio_max:
         problems.append(f"holes.ratio_min: {params.holes.ratio_min} must be below holes.ratio_max "
                         f"({params.holes.ratio_max})")
-    if params.data.source == "synthetic":
-        total = params.split.train + params.split.test
-        if total > params.data.synthetic.count:
-            problems.append(f"split: train + test = {total} exceeds data.synthetic.count "
-                            f"({params.data.synthetic.count}); lower the split or render more faces")
+    _split_checks(params, problems)
+    _folder_checks(params, problems)
     for source, name in ((params.data.celebamask_hq, "data.celebamask_hq"),
                          (params.holes.qd_imd, "holes.qd_imd")):
         used = (name == "data.celebamask_hq" and params.data.source == "celebamask_hq") or (
@@ -224,6 +245,65 @@ def _cross_checks(params: Params, problems: list[str]) -> None:
     for name in params.eval.external:
         if name in params.methods:
             problems.append(f"eval.external.{name}: clashes with a method of `methods`; rename it")
+
+
+def _split_checks(params: Params, problems: list[str]) -> None:
+    """Both counts or both fractions; a fraction below 1, two of them at most 1 together."""
+    split = params.split
+    counts = [isinstance(value, int) for value in (split.train, split.test)]
+    if counts[0] != counts[1]:
+        problems.append(f"split: train {split.train!r} and test {split.test!r} mix a count and a fraction; give "
+                        "both as numbers of images (e.g. 252 and 48) or both as shares (e.g. 0.84 and 0.16)")
+        return
+    if all(counts):
+        total = split.train + split.test
+        if params.data.source == "synthetic" and total > params.data.synthetic.count:
+            problems.append(f"split: train + test = {total} exceeds data.synthetic.count "
+                            f"({params.data.synthetic.count}); lower the split or render more faces")
+        return
+    for key, value in (("train", split.train), ("test", split.test)):
+        if value >= 1:
+            problems.append(f"split.{key}: {value!r} is a fraction but not below 1; give a share of the images "
+                            f"(e.g. 0.9) or a whole number of images (e.g. {round(value)})")
+    if split.train < 1 and split.test < 1 and split.train + split.test > 1:
+        problems.append(f"split: train + test = {split.train + split.test:g} of the images; the two shares may "
+                        "add up to 1 at most")
+
+
+def _folder_checks(params: Params, problems: list[str]) -> None:
+    """The keys of the folder sources (README: "Your own data")."""
+    data, holes = params.data.folder, params.holes.folder
+    if params.data.source == "folder" and not data.images.strip():
+        problems.append("data.folder.images: empty; with data.source: folder give the folder of your face "
+                        "images (an absolute path)")
+    if data.label_ids and data.label_count <= max(data.label_ids):
+        problems.append(f"data.folder.label_count: {data.label_count} must exceed every id of "
+                        f"data.folder.label_ids (the largest is {max(data.label_ids)}); give the number of classes "
+                        "of your face parser (19 for BiSeNet face parsing)")
+    if params.holes.source == "folder":
+        if not holes.train.strip():
+            problems.append("holes.folder.train: empty; with holes.source: folder give the folder of your hole "
+                            "masks (an absolute path)")
+        elif holes.test.strip() and Path(holes.test) == Path(holes.train):
+            problems.append("holes.folder.test: the same folder as holes.folder.train, so the test masks would "
+                            "be training masks; give a separate folder, or \"\" to hold out holes.folder.test_share")
+    if params.data.source == "folder" and params.holes.train_mix > 0:
+        problems.append(f"holes.train_mix: {params.holes.train_mix} draws training holes from CelebAMask-HQ's "
+                        "part annotations, which data.source: folder does not have; set it to 0")
+
+
+def has_foreground(params: Params) -> bool:
+    """Whether the run has a foreground mask per face: every source but a folder without masks."""
+    return params.data.source != "folder" or bool(params.data.folder.foreground.strip())
+
+
+def foreground_refusal(params: Params, name: str) -> str | None:
+    """Why method `name` cannot run on this data (it learns from foreground masks the data lacks), or None."""
+    if has_foreground(params) or not registry.get(name).needs_foreground:
+        return None
+    return (f"methods.{name}: it learns from a foreground mask per training image, and data.folder.foreground "
+            "is empty; give the folder of your face parser's masks (data.folder.foreground), or remove "
+            f"{name} from `methods`")
 
 
 def _check_methods(listed: Any, models: Any, problems: list[str]) -> None:
@@ -305,17 +385,24 @@ def method_config(params: Params, name: str) -> Any:
         example = f" (e.g. {name}: {registry.default_code(name)})" if name in registry.names() else ""
         raise ParamsError([f"methods: {name!r} is not listed; add it{example} or choose one of "
                            f"{', '.join(params.methods)}"])
-    return method_section(name, params.models[name])
+    section = method_section(name, params.models[name])
+    refusal = foreground_refusal(params, name)
+    if refusal:
+        raise ParamsError([refusal])
+    return section
 
 
 def check_sections(params: Params) -> None:
-    """Every method section under `models` (listed under `methods` or not), all problems at once."""
+    """Every method section under `models` (listed under `methods` or not), and whether each listed method
+    can run on the data (foreground masks), all problems at once."""
     problems = []
     for name, raw in params.models.items():
         try:
             method_section(name, raw)
         except ParamsError as err:
             problems += err.problems
+    problems += [line for line in (foreground_refusal(params, name) for name in params.methods
+                                   if name in params.models) if line]
     if problems:
         raise ParamsError(problems)
 

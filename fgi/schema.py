@@ -9,6 +9,7 @@ module declares its own (`models.<name>`) with the same `spec`.
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import field
 from typing import Any, Literal
@@ -57,6 +58,13 @@ def _check_range(value: float, meta: dict, path: str, problems: list[str]) -> No
 
 def _scalar(value: Any, tp: Any, meta: dict, path: str, problems: list[str]) -> Any:
     """Check one scalar against its type and metadata; return it (ints become floats)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and set(typing.get_args(tp)) == {int, float}:
+        # `int | float`: a count or a fraction (split.train), so the kind the user wrote is kept.
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append(f"{path}: expected a whole number or a fraction, got {value!r} ({_type_name(value)})")
+            return value
+        _check_range(value, meta, path, problems)
+        return value
     if typing.get_origin(tp) is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -111,6 +112,16 @@ def run_dvc(repo: Path, *args: str, check: bool = True, timeout: float = 900) ->
         raise AssertionError(f"dvc {' '.join(args)} failed ({result.returncode}):\n"
                              f"{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
     return result
+
+
+# The manifest stage lists a folder source's files on every `dvc repro` (always_changed), so `dvc status`
+# always names it; its output, and so everything after it, changes only when a folder does.
+ALWAYS_RUNS = {"manifest": ["always changed"]}
+
+
+def stages_run(repro: subprocess.CompletedProcess) -> set[str]:
+    """The stages a `dvc repro` ran (not those it skipped or restored from the run cache)."""
+    return set(re.findall(r"^Running stage '([^']+)'", repro.stdout, flags=re.MULTILINE))
 
 
 def make_pipeline_repo(dest: Path, mlflow_template: Path, params: Path = MICRO_PARAMS) -> Path:

@@ -82,7 +82,27 @@ BAD = [
      "models.gc: missing section; `methods` lists gc"),
     ("no method", lambda: edit("methods", {}), "methods: empty; list the methods to compare"),
     ("unknown data source", lambda: edit("data.source", "imagenet"),
-     "data.source: 'imagenet' is not allowed; choose one of: synthetic, celebamask_hq"),
+     "data.source: 'imagenet' is not allowed; choose one of: synthetic, celebamask_hq, folder"),
+    ("folder source without a folder", lambda: edit("data.source", "folder"),
+     "data.folder.images: empty; with data.source: folder give the folder of your face images"),
+    ("label ids beyond the label count", lambda: edit("data.folder.label_ids", [1, 17]),
+     "data.folder.label_count: 0 must exceed every id of data.folder.label_ids (the largest is 17)"),
+    ("a negative label id", lambda: edit("data.folder.label_ids", [-1]),
+     "data.folder.label_ids[0]: -1 is out of range"),
+    ("unknown square rule", lambda: edit("data.folder.square", "stretch"),
+     "data.folder.square: 'stretch' is not allowed"),
+    ("hole folder source without a folder", lambda: edit("holes.source", "folder"),
+     "holes.folder.train: empty; with holes.source: folder give the folder of your hole masks"),
+    ("test share of all masks", lambda: edit("holes.folder.test_share", 1.0),
+     "holes.folder.test_share: 1.0 is out of range"),
+    ("split of a count and a share", lambda: edit("split.test", 0.2),
+     "split: train 252 and test 0.2 mix a count and a fraction"),
+    ("split share of 1 or more", lambda: {**edit("split.train", 1.5), "split": {"train": 1.5, "test": 0.1}},
+     "split.train: 1.5 is a fraction but not below 1"),
+    ("split shares over 1", lambda: {**edit("split.train", 0.9), "split": {"train": 0.9, "test": 0.2}},
+     "split: train + test = 1.1 of the images; the two shares may add up to 1 at most"),
+    ("split as text", lambda: edit("split.test", "ten"),
+     "split.test: expected a whole number or a fraction, got 'ten'"),
     ("unknown hole source", lambda: edit("holes.source", "scribbles"), "holes.source: 'scribbles' is not allowed"),
     ("unknown part", lambda: edit("foreground.parts", ["skin", "beard"]),
      "foreground.parts[1]: 'beard' is not allowed"),
@@ -121,6 +141,40 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(ParamsError) as caught:
         check_sections(parse_params(tree))
     assert len(caught.value.problems) == 2
+
+
+def folder_tree(**folder) -> dict:
+    tree = edit("data.source", "folder")
+    tree["data"]["folder"].update({"images": "/data/ffhq", **folder})
+    return tree
+
+
+def test_a_folder_source_without_foreground_masks_refuses_the_foreground_guided_method():
+    params = parse_params(folder_tree())
+    with pytest.raises(ParamsError) as caught:
+        check_sections(params)
+    assert caught.value.problems == [
+        "methods.ours: it learns from a foreground mask per training image, and data.folder.foreground is empty; "
+        "give the folder of your face parser's masks (data.folder.foreground), or remove ours from `methods`"]
+    with pytest.raises(ParamsError, match="methods.ours: it learns from a foreground mask"):
+        method_config(params, "ours")
+    for other in ("ce", "pconv", "gc", "lama", "biharmonic"):
+        method_config(params, other)
+    with_masks = parse_params(folder_tree(foreground="/data/ffhq-parsing", label_ids=[1, 17], label_count=19))
+    check_sections(with_masks)
+    assert method_config(with_masks, "ours").w_f == 10.0
+
+
+def test_split_shares_and_counts_keep_their_kind():
+    shares = parse_params({**raw(), "split": {"train": 0.9, "test": 0.1}})
+    assert (shares.split.train, shares.split.test) == (0.9, 0.1)
+    assert isinstance(parse_params(raw()).split.train, int)
+
+
+def test_a_folder_source_draws_no_component_holes_for_training():
+    with pytest.raises(ParamsError, match="holes.train_mix: 0.25 draws training holes from CelebAMask-HQ's part "
+                                          "annotations, which data.source: folder does not have; set it to 0"):
+        parse_params({**folder_tree(), "holes": {**raw()["holes"], "train_mix": 0.25}})
 
 
 def test_ints_are_accepted_where_numbers_are_expected():

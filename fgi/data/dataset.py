@@ -8,7 +8,10 @@
   `test_pairs.csv`, in file order.
 
 image: float32 (3, H, W) in [-1, 1]; hole: float32 (1, H, W), 1 = hole;
-fg_mask: float32 (1, H, W), 1 = foreground.
+fg_mask: float32 (1, H, W), 1 = foreground; NaN everywhere when the data has no
+foreground masks (a folder source without them): unknown, not empty, so a
+method that reads it unawares gets a NaN loss, never a silent zero (a method
+that needs it declares `needs_foreground` and is refused on such data).
 """
 
 from __future__ import annotations
@@ -20,8 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fgi import files
-from fgi.data.layout import read_csv
-from fgi.data.layout import read_ids
+from fgi.data.layout import foreground_available, read_csv, read_ids
 from fgi.errors import UserError
 
 
@@ -46,9 +48,12 @@ class _Faces:
 
     def __init__(self, prepared: Path, foreground: Path):
         self.prepared, self.foreground = Path(prepared), Path(foreground)
+        self.known = foreground_available(self.foreground)
 
     def load(self, image_id: str) -> tuple[torch.Tensor, torch.Tensor]:
         image = files.load_image_rgb(self.prepared / "images" / f"{image_id}.png")
+        if not self.known:
+            return image_tensor(image), torch.full((1, *image.shape[:2]), float("nan"))
         fg_mask = files.load_mask(self.foreground / f"{image_id}.png")
         if fg_mask.shape != image.shape[:2]:
             raise UserError(f"{self.foreground / f'{image_id}.png'}: {fg_mask.shape} does not match the "

@@ -15,6 +15,13 @@ Every test image gets one test mask; the pairs are balanced over the hole-ratio
 bins (0.01,0.1], (0.1,0.2], … (0.5,0.6] and seeded, so every model is
 evaluated on exactly the same pairs. Training masks are drawn at run time.
 
+The pool is QD-IMD's layout under `raw_root` (synthetic doodles or the archive),
+or a folder source (`holes.source: folder`): the files `data/manifest/holes.csv`
+lists, read where they are, from a training and a test folder, or from one
+folder of which a seeded `holes.folder.test_share` is held out for the test
+pairs. A mask that is not square is centre-cropped first. A mask that does not
+decode stops the stage, or with `data.on_corrupt: skip` is left out and counted.
+
 A bin with fewer test masks than pairs deals its masks again: the summary
 counts the distinct masks of every bin and the stage warns when one mask must
 stand in for more than `REUSE_WARNING` pairs (real QD-IMD strokes cover little
@@ -25,8 +32,6 @@ inverted.
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 from multiprocessing import Pool
 from pathlib import Path
@@ -36,7 +41,8 @@ from PIL import Image
 
 from fgi import files, progress
 from fgi.config import Params
-from fgi.data.layout import read_ids, worker_count
+from fgi.data.layout import read_ids, worker_count, write_csv
+from fgi.data.manifest import read_manifest
 from fgi.errors import UserError
 
 PAIR_COLUMNS = ("image_id", "mask", "hole_ratio", "bin")
@@ -68,28 +74,57 @@ def bin_of(ratio: float, edges: list[float]) -> str | None:
 
 def _hole_at_size(white: np.ndarray, size: int, invert: bool) -> np.ndarray:
     """bool (size, size), True = hole, from a mask read as True = white (QD-IMD: black = hole,
-    so the hole is where `white` is False; with `invert` where it is True)."""
+    so the hole is where `white` is False; with `invert` where it is True); centre-cropped to a
+    square first if it is not one."""
+    height, width = white.shape
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    white = white[top:top + side, left:left + side]
     hole = Image.fromarray(np.where(white == invert, 255, 0).astype(np.uint8))
     if hole.size != (size, size):
         hole = hole.resize((size, size), Image.Resampling.BOX)
     return np.asarray(hole) >= 128
 
 
-def _one(job: tuple[Path, int, bool, Path]) -> tuple[str, float, float]:
-    """Write one mask; return its name, its hole ratio and the ratio it has when read inverted."""
-    path, size, invert, out = job
-    white = files.load_mask(path)
+def _one(job: tuple[Path, int, bool, bool, Path]) -> tuple[str, float, float] | str:
+    """Write one mask; return its name, its hole ratio and the ratio it has when read inverted, or, when
+    it does not decode and `skip` is set, why."""
+    path, size, invert, skip, out = job
+    try:
+        white = files.load_mask(path)
+    except UserError as err:
+        if not skip:
+            raise UserError(f"{err}, or set data.on_corrupt: skip to leave it out") from err
+        return str(err)
     hole = _hole_at_size(white, size, invert)
     files.save_mask(out, hole)
     return out.name, float(hole.mean()), float(_hole_at_size(white, size, not invert).mean())
 
 
-def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    files.write_text_atomic(path, text.getvalue())
+def held_out(count: int, share: float, seed: int) -> set[int]:
+    """The indices of the `share` of `count` masks that one hole folder gives to the test pairs, seeded."""
+    test = round(share * count)
+    if not 1 <= test < count:
+        raise UserError(f"holes.folder.test_share: {share} of the {count} mask(s) in holes.folder.train is {test}; "
+                        "both the training and the test masks need at least one: add masks, change the share, "
+                        "or give a test folder (holes.folder.test)")
+    return set(np.random.default_rng([seed, 2]).permutation(count)[:test].tolist())
+
+
+def pool_files(params: Params, raw_root: Path, manifest: Path) -> list[tuple[str, Path, str]]:
+    """(split, file, output name) of every mask of the pool, train first."""
+    if params.holes.source != "folder":
+        return [(split, path, path.name) for split in ("train", "test")
+                for path in sorted((raw_root / split).glob("*.png"))]
+    folder = params.holes.folder
+    rows = read_manifest(manifest, "holes")
+    roots = {"train": Path(folder.train), "test": Path(folder.test)}
+    listed = [(row["folder"], roots[row["folder"]] / row["path"], f"{row['stem']}.png") for row in rows]
+    if folder.test.strip():
+        return sorted(listed, key=lambda item: item[0] != "train")
+    test = held_out(len(listed), folder.test_share, params.seed)
+    split = [("test" if i in test else "train", path, name) for i, (_, path, name) in enumerate(listed)]
+    return sorted(split, key=lambda item: item[0] != "train")
 
 
 def make_test_pairs(test_ids: list[str], test_masks: list[dict], edges: list[float], seed: int) -> list[dict]:
@@ -101,8 +136,8 @@ def make_test_pairs(test_ids: list[str], test_masks: list[dict], edges: list[flo
     empty = [label for label, masks in by_bin.items() if not masks]
     if empty:
         raise UserError(f"holes: no test mask with a hole ratio in {', '.join(empty)}; add masks "
-                        "(holes.synthetic.test or a larger QD-IMD test set) or narrow "
-                        "holes.ratio_min/ratio_max")
+                        "(holes.synthetic.test, a larger QD-IMD test set, or more of your own: holes.folder) or "
+                        "narrow holes.ratio_min/ratio_max")
     labels = list(by_bin)
     decks = {label: [] for label in labels}
     pairs = []
@@ -148,22 +183,24 @@ def reuse_by_bin(pairs: list[dict], labels: list[str]) -> dict[str, dict[str, in
     return report
 
 
-def build_holes(params: Params, raw_root: Path, prepared: Path, out: Path) -> dict:
+def build_holes(params: Params, raw_root: Path, prepared: Path, out: Path,
+                manifest: Path = Path("data/manifest")) -> dict:
     """Resize the pool, keep masks in range, write masks.csv and test_pairs.csv."""
     holes, size = params.holes, params.data.size
     edges = bin_edges(holes.ratio_min, holes.ratio_max)
     labels = [bin_label(a, b) for a, b in zip(edges, edges[1:])]
-    jobs = []
-    for split in ("train", "test"):
-        for path in sorted((raw_root / split).glob("*.png")):
-            jobs.append((path, size, holes.invert, out / split / path.name))
+    skip = params.data.on_corrupt == "skip"
+    jobs = [(path, size, holes.invert, skip, out / split / name) for split, path, name in
+            pool_files(params, raw_root, manifest)]
     with Pool(worker_count(params.data.workers)) as pool:
-        measured = list(progress.bar(pool.imap(_one, jobs, chunksize=32), total=len(jobs),
-                                     desc="holes", unit="mask"))
-    check_pool([ratio for _, ratio, _ in measured], [other for _, _, other in measured],
+        results = list(progress.bar(pool.imap(_one, jobs, chunksize=32), total=len(jobs),
+                                    desc="holes", unit="mask"))
+    skipped = sorted(str(job[0]) for job, result in zip(jobs, results) if isinstance(result, str))
+    kept = [(job[-1], result) for job, result in zip(jobs, results) if not isinstance(result, str)]
+    check_pool([ratio for _, (_, ratio, _) in kept], [other for _, (_, _, other) in kept],
                holes.ratio_min, holes.ratio_max, holes.invert)
     rows, dropped = [], 0
-    for (_, _, _, target), (name, ratio, _) in zip(jobs, measured):
+    for target, (name, ratio, _) in kept:
         label = bin_of(ratio, edges)
         if label is None:
             target.unlink()  # outside [ratio_min, ratio_max]: not part of the protocol
@@ -192,5 +229,9 @@ def build_holes(params: Params, raw_root: Path, prepared: Path, out: Path) -> di
                "test_masks_per_bin": {label: sum(r["bin"] == label for r in test_masks) for label in labels},
                "distinct_masks_per_bin": {label: counts["distinct_masks"] for label, counts in reuse.items()},
                "most_uses_per_bin": {label: counts["most_uses"] for label, counts in reuse.items()}}
+    if holes.source == "folder":  # (the other sources' summary keeps its keys, so its bytes stay as they were)
+        summary.update({"source": "folder", "held_out_test": not holes.folder.test.strip()})
+    if skipped:
+        summary.update({"skipped_corrupt": len(skipped), "skipped_files": skipped})
     files.write_json_atomic(out / "summary.json", summary)
     return summary

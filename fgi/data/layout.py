@@ -7,9 +7,12 @@ only reads it (training, predict, evaluate) imports no data source or renderer.
 from __future__ import annotations
 
 import csv
+import io
+import json
 import os
 from pathlib import Path
 
+from fgi import files
 from fgi.errors import UserError
 
 
@@ -30,3 +33,18 @@ def read_csv(path: Path) -> list[dict]:
         raise UserError(f"{path}: not found; run `dvc repro holes`")
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    files.write_text_atomic(path, text.getvalue())
+
+
+def foreground_available(foreground: Path) -> bool:
+    """Whether the foreground stage wrote a mask per face. A folder source without foreground masks
+    has none: its `summary.json` says `"available": false`, and the foreground region is unknown."""
+    summary = Path(foreground) / "summary.json"
+    return not summary.is_file() or json.loads(summary.read_text()).get("available", True)

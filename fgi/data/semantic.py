@@ -30,6 +30,11 @@ face's own components). Outputs under `<out>`:
 
 `test_pairs.csv` has the columns of the random-hole pairs (`fgi.data.holes`),
 with the component in `bin`, so the same readers serve both sets.
+
+A folder source (`data.source: folder`) has no part annotations, so it has no
+component pairs: the stage writes only `summary.json` (`"available": false`),
+and predict, evaluate and report leave out Table 6 and Fig. 6, as they do
+whenever `test_pairs.csv` is absent.
 """
 
 from __future__ import annotations
@@ -43,8 +48,8 @@ from scipy import ndimage
 
 from fgi import files, progress
 from fgi.config import Params
-from fgi.data.holes import PAIR_COLUMNS, write_csv
-from fgi.data.layout import read_ids, worker_count
+from fgi.data.holes import PAIR_COLUMNS
+from fgi.data.layout import read_ids, worker_count, write_csv
 from fgi.data.sources import celebamask_part
 from fgi.errors import UserError
 
@@ -118,6 +123,12 @@ def _faces(params: Params, raw_root: Path, names: list[str], out: Path, folder: 
 
 def build_semantic_holes(params: Params, raw_root: Path, prepared: Path, out: Path) -> dict:
     """The component holes of every test face (the pairs) and training face; return the summary."""
+    if params.data.source == "folder":
+        out.mkdir(parents=True, exist_ok=True)
+        summary = {"available": False, "reason": "data.source: folder has no part annotations, so no component "
+                                                 "pairs (Table 6) and no holes.train_mix"}
+        files.write_json_atomic(out / "summary.json", summary)
+        return summary
     components = params.holes.semantic.components
     test_names = read_ids(prepared / "test.txt")
     pairs, missing = _faces(params, raw_root, test_names, out, "")

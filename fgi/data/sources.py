@@ -8,6 +8,11 @@ extracted safely and checked. Either way the result is one folder:
     celebamask_hq/CelebA-HQ-img/<k>.jpg
     celebamask_hq/CelebAMask-HQ-mask-anno/<k // 2000>/<k:05d>_<part>.png
     qd_imd/{train,test}/<i:05d>_<split>.png          (black = hole)
+
+A folder source (`data.source: folder`, `holes.source: folder`: a user's own
+files) is not copied: the manifest stage lists it (`fgi.data.manifest`) and
+prepare and holes read it where it is. Its folder here holds only
+`source.json`, which says so.
 """
 
 from __future__ import annotations
@@ -75,6 +80,14 @@ def _find_folder(root: Path, marker: str, key: str) -> Path:
                     "or its extracted folder")
 
 
+def _left_in_place(out: Path, source: str, key: str) -> dict:
+    """The stage's output for a folder source: a note, as the files stay in the user's folder."""
+    shutil.rmtree(out, ignore_errors=True)
+    files.write_json_atomic(out / "source.json", {
+        "source": source, "note": f"{key} is read where it is: data/manifest lists its files (stage manifest)"})
+    return {"source": source}
+
+
 # ------------------------------------------------------------ CelebAMask-HQ ----
 
 def check_celebamask_layout(root: Path) -> list[int]:
@@ -105,6 +118,8 @@ def _ids(ids: list[int], shown: int = 5) -> str:
 def fetch_celebamask_hq(params: Params, out: Path) -> dict:
     """Write the face data set to `out` in the CelebAMask-HQ layout; return a summary."""
     data = params.data
+    if data.source == "folder":
+        return _left_in_place(out, data.source, "data.folder.images")
     if data.source == "synthetic":
         staging = out.parent / f".{out.name}.rendering"
         shutil.rmtree(staging, ignore_errors=True)
@@ -135,6 +150,8 @@ def check_qd_imd_layout(root: Path) -> dict[str, int]:
 def fetch_qd_imd(params: Params, out: Path) -> dict:
     """Write the hole-mask pool to `out` in the QD-IMD layout (black = hole); return a summary."""
     holes = params.holes
+    if holes.source == "folder":
+        return _left_in_place(out, holes.source, "holes.folder")
     if holes.source == "synthetic":
         staging = out.parent / f".{out.name}.rendering"
         shutil.rmtree(staging, ignore_errors=True)

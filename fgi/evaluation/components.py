@@ -101,4 +101,6 @@ def rebuild(reports: Path, bootstrap) -> dict | None:
     if not path.is_file():
         return None
     per_image = pd.read_csv(path, dtype={"image_id": str})
+    if per_image.empty:  # a run without component pairs (a folder source) writes the header only
+        return None
     return build_component_tables(per_image, reports / "tables", bootstrap, load_cards(reports / CARDS))

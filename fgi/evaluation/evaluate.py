@@ -5,8 +5,8 @@ PSNR, SSIM and LPIPS over the full image, the foreground and the hole),
 `reports/fid.json` (FID per method and region, `null` = n/a),
 `reports/tables/` (Tables 1-5, see `fgi.evaluation.tables`) and `reports/metrics.json`
 (every measured table value, for `dvc metrics show/diff`). On the component
-test pairs (`data/holes_semantic`, when its stage has run):
-`reports/per_image_components.csv` and Table 6 (`fgi.evaluation.components`),
+test pairs (`data/holes_semantic`, when its stage wrote any):
+`reports/per_image_components.csv` (without them: its header only) and Table 6 (`fgi.evaluation.components`),
 for the methods of `methods` (an `eval.external` folder has no component
 outputs).
 
@@ -15,6 +15,10 @@ their cards (`fgi.evaluation.cards`, collected in `reports/methods.json`), plus
 `eval.external` (name: folder of `<image_id>.png` made elsewhere). FID
 needs the pretrained Inception (`data/weights`) and LPIPS the pretrained
 VGG16; with random-init weights each is n/a, never a number.
+
+Without foreground masks (a folder source without `data.folder.foreground`,
+`fgi.data.layout.foreground_available`) the foreground region is unknown: its
+metrics are NaN in `per_image.csv`, its FID `null`, and Table 2 says n/a.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from fgi import files
 from fgi.evaluation import components, metrics, tables
 from fgi.evaluation.cards import CARDS, Cards, external, read_card, write_cards
 from fgi.config import Params
-from fgi.data.layout import read_csv
+from fgi.data.layout import foreground_available, read_csv
 from fgi.errors import UserError
 from fgi.evaluation.lpips_score import LPIPS
 from fgi.data.weights import load_provenance, weights_file
@@ -53,7 +57,9 @@ def method_folders(params: Params, predictions: Path) -> tuple[dict[str, Path], 
 def jobs_for(folders: dict[str, Path], pairs: list[dict], prepared: Path, foreground: Path,
              holes: Path, named_by_mask: bool = False) -> list[dict]:
     """One metrics job per method and pair; the output of a pair is `<image_id>.png` in the method's
-    folder, or `<mask>` there when `named_by_mask` (the component pairs, several per face)."""
+    folder, or `<mask>` there when `named_by_mask` (the component pairs, several per face). A job's
+    foreground is None when the run has no foreground masks."""
+    known = foreground_available(foreground)
     jobs = []
     for method, folder in folders.items():
         for pair in pairs:
@@ -65,12 +71,21 @@ def jobs_for(folders: dict[str, Path], pairs: list[dict], prepared: Path, foregr
             jobs.append({"method": method, "image_id": pair["image_id"], "bin": pair["bin"],
                          "hole_ratio": float(pair["hole_ratio"]), "prediction": prediction,
                          "truth": prepared / "images" / f"{pair['image_id']}.png",
-                         "foreground": foreground / f"{pair['image_id']}.png", "hole": holes / pair["mask"]})
+                         "foreground": foreground / f"{pair['image_id']}.png" if known else None,
+                         "hole": holes / pair["mask"]})
     return jobs
 
 
 def _stack(paths: list[Path], loader) -> np.ndarray:
     return np.stack([loader(path) for path in paths])
+
+
+def _foreground(jobs: list[dict], shape: tuple[int, ...]) -> np.ndarray:
+    """(N, H, W) bool foreground masks of the jobs; none set where the run has no masks (the region is
+    then empty, so its values are NaN)."""
+    if any(job["foreground"] is None for job in jobs):
+        return np.zeros(shape, dtype=bool)
+    return _stack([job["foreground"] for job in jobs], files.load_mask)
 
 
 def compute_fid(params: Params, jobs: list[dict], weights: Path, cache: Path) -> dict:
@@ -82,13 +97,16 @@ def compute_fid(params: Params, jobs: list[dict], weights: Path, cache: Path) ->
         return {method: {region: None for region in REGIONS} for method in methods}
     first = [job for job in jobs if job["method"] == methods[0]]
     truth = _stack([job["truth"] for job in first], files.load_image_rgb)
-    masks = {"full": np.ones(truth.shape[:3], bool),
-             "foreground": _stack([job["foreground"] for job in first], files.load_mask),
+    masks = {"full": np.ones(truth.shape[:3], bool), "foreground": _foreground(first, truth.shape[:3]),
              "hole": _stack([job["hole"] for job in first], files.load_mask)}
     sha = load_provenance(weights)["inception"]["sha256"]
     ids = ",".join(job["image_id"] for job in first)
     result = {method: {} for method in methods}
     for region in REGIONS:
+        if not masks[region].any():  # no foreground masks: the region is unknown, its FID n/a
+            for method in methods:
+                result[method][region] = None
+            continue
         key = hashlib.sha256(f"{ids}|{region}|{sha}".encode()).hexdigest()
         truth_stats = scorer.cached_statistics(metrics.FID.region_images(truth, masks[region]),
                                                cache / f"truth_{region}.npz", key)
@@ -108,11 +126,11 @@ def lpips_columns(params: Params, jobs: list[dict], weights: Path, chunk: int = 
         return columns
     for start in range(0, len(jobs), chunk):  # bounded memory at 3,000 pairs x 256²
         part = jobs[start:start + chunk]
+        holes = _stack([job["hole"] for job in part], files.load_mask)
         distances = scorer.distances(
             _stack([job["prediction"] for job in part], files.load_image_rgb),
             _stack([job["truth"] for job in part], files.load_image_rgb),
-            {"foreground": _stack([job["foreground"] for job in part], files.load_mask),
-             "hole": _stack([job["hole"] for job in part], files.load_mask)})
+            {"foreground": _foreground(part, holes.shape), "hole": holes})
         for region in REGIONS:
             columns[f"{region}/lpips"][start:start + len(part)] = distances[region]
     return columns
@@ -138,6 +156,8 @@ def evaluate(params: Params, predictions: Path = Path("data/predictions"), prepa
     if (holes_semantic / "test_pairs.csv").is_file():
         measured["table6_components"] = evaluate_components(params, folders, cards, prepared, foreground,
                                                             holes_semantic, weights, reports)
+    else:  # no component pairs (a folder source has no part annotations): the file, without a row
+        files.write_text_atomic(reports / "per_image_components.csv", per_image.iloc[:0].to_csv(index=False))
     files.write_json_atomic(reports / "metrics.json", measured)
     return measured
 

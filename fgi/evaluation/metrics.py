@@ -13,7 +13,9 @@ Per image, in float64, for each region (full, foreground M_F, hole):
   papers report. MSE, MAE and PSNR use every pixel of the region.
 
 An empty region gives NaN for its four metrics (SSIM also when the region lies
-entirely inside the border); averages over images should skip NaN.
+entirely inside the border); averages over images should skip NaN. So does the
+foreground of a run without foreground masks (a job's `foreground` None): the
+region is unknown, and measured as empty.
 
 FID (Heusel et al. 2017) uses pytorch-fid's Inception pool3 features (2048-d).
 Its region variant sets pixels outside the region to 0 in both sets first.
@@ -109,6 +111,9 @@ def _job_row(job: dict) -> dict:
     _check_size(Path(job["prediction"]), prediction, Path(job["truth"]), truth)
     regions = {"full": np.ones(truth.shape[:2], dtype=bool)}
     for name in ("foreground", "hole"):
+        if job[name] is None:  # no foreground masks in this run: nothing of the region is known
+            regions[name] = np.zeros(truth.shape[:2], dtype=bool)
+            continue
         regions[name] = files.load_mask(job[name])  # (H, W) bool
         _check_size(Path(job[name]), regions[name], Path(job["truth"]), truth)
     row = {column: job[column] for column in JOB_COLUMNS}

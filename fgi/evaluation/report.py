@@ -31,7 +31,7 @@ import yaml
 
 from fgi import files, tracking
 from fgi.config import Params, to_dict
-from fgi.data.layout import read_csv
+from fgi.data.layout import foreground_available, read_csv
 from fgi.errors import UserError
 from fgi.evaluation import figures
 from fgi.evaluation.cards import CARDS, Cards, load_cards
@@ -60,6 +60,7 @@ FIGURES = {  # name: (heading, caption)
                         "margin): the masked input, each method's composited output and the ground truth."),
 }
 FOREGROUND_SAMPLES = 4  # Fig. 3 shows a handful of faces, as the paper does
+FOREGROUND_FIGURES = ("fig3_foreground", "fig5_foreground")  # drawn only where the run has foreground masks
 
 
 def need(path: Path, stage: str) -> Path:
@@ -79,8 +80,9 @@ def pick_pairs(pairs: list[dict], samples_per_bin: int) -> list[dict]:
 
 
 def load_pair(root: Path, pair: dict, methods: list[str], holes: str = "holes") -> dict:
-    """Ground truth, hole, M_F and every method's output of one test pair of `data/<holes>`, as arrays.
-    A component pair's output is `components/<mask>` (a face has one per component)."""
+    """Ground truth, hole, M_F (None in a run without foreground masks) and every method's output of one
+    test pair of `data/<holes>`, as arrays. A component pair's output is `components/<mask>` (a face has
+    one per component)."""
     image_id = pair["image_id"]
     output = f"{image_id}.png" if holes == "holes" else f"components/{pair['mask']}"
     outputs = {method: files.load_image_rgb(need(root / "data/predictions" / method / output, f"predict@{method}"))
@@ -88,7 +90,8 @@ def load_pair(root: Path, pair: dict, methods: list[str], holes: str = "holes") 
     return {"image_id": image_id, "bin": pair["bin"], "hole_ratio": float(pair["hole_ratio"]),
             "truth": files.load_image_rgb(need(root / "data/prepared/images" / f"{image_id}.png", "prepare")),
             "hole": files.load_mask(need(root / "data" / holes / pair["mask"], holes)),
-            "fg_mask": files.load_mask(need(root / "data/foreground" / f"{image_id}.png", "foreground")),
+            "fg_mask": files.load_mask(need(root / "data/foreground" / f"{image_id}.png", "foreground"))
+            if foreground_available(root / "data/foreground") else None,
             "outputs": outputs}
 
 
@@ -125,19 +128,25 @@ def draw_figures(params: Params, root: Path, out: Path, pairs: list[dict], per_i
     """Write the five figures under `out/figures/`; return {name: path}."""
     dpi = params.report.dpi
     paths = {name: out / "figures" / f"{name}.png" for name in FIGURES}
+    with_foreground = foreground_available(root / "data/foreground")
 
-    faces = sorted({pair["image_id"] for pair in pairs})[:FOREGROUND_SAMPLES]
-    samples = [{"image_id": image_id,
-                "image": files.load_image_rgb(need(root / "data/prepared/images" / f"{image_id}.png", "prepare")),
-                "fg_mask": files.load_mask(need(root / "data/foreground" / f"{image_id}.png", "foreground"))}
-               for image_id in faces]
-    figures.save_figure(figures.foreground_figure(samples), paths["fig3_foreground"], dpi)
+    if with_foreground:
+        faces = sorted({pair["image_id"] for pair in pairs})[:FOREGROUND_SAMPLES]
+        samples = [{"image_id": image_id,
+                    "image": files.load_image_rgb(need(root / "data/prepared/images" / f"{image_id}.png", "prepare")),
+                    "fg_mask": files.load_mask(need(root / "data/foreground" / f"{image_id}.png", "foreground"))}
+                   for image_id in faces]
+        figures.save_figure(figures.foreground_figure(samples), paths["fig3_foreground"], dpi)
 
     methods = cards.predicted()
     rows = [load_pair(root, pair, methods) for pair in pick_pairs(pairs, params.report.samples_per_bin)]
     figures.save_figure(figures.comparison_figure(rows, methods, cards), paths["fig4_comparison"], dpi)
-    figures.save_figure(figures.comparison_figure(rows, methods, cards, foreground_only=True),
-                        paths["fig5_foreground"], dpi)
+    if with_foreground:
+        figures.save_figure(figures.comparison_figure(rows, methods, cards, foreground_only=True),
+                            paths["fig5_foreground"], dpi)
+    else:
+        for name in FOREGROUND_FIGURES:
+            del paths[name]
 
     reference = validation_reference(per_image, pairs, params.train.val_images, cards)
     figures.save_figure(figures.curves_figure(curves, validation, cards, reference), paths["training_curves"], dpi)
@@ -203,6 +212,9 @@ def render_markdown(params: Params, pairs: list[dict], provenance: dict, tables:
         lines += [text, ""]
     lines += ["## Figures", "", "Fig. 3-5 are numbered as their counterparts in Jam et al. and drawn from this run's "
               "outputs.", ""]
+    if not any(name in drawn for name in FOREGROUND_FIGURES):
+        lines += ["Fig. 3 and 5 are not drawn: this run has no foreground masks (data.source: folder without "
+                  "data.folder.foreground).", ""]
     for name, (heading, caption) in FIGURES.items():
         if name in drawn:
             lines += [f"### {heading}", "", f"![{heading}](figures/{name}.png)", "", caption, ""]
@@ -314,7 +326,8 @@ def build_report(params: Params, root: Path = Path("."), out: Path = Path("repor
     curves, validation = read_curves(root, cards)
     # Table 5 compares the proposed method with the rest: a comparison without one has no Table 5.
     names = [name for name in TABLE_NAMES if name != "table5_paired" or cards.proposed()]
-    if not (root / "reports/per_image_components.csv").is_file():  # no component pairs were evaluated
+    components = root / "reports/per_image_components.csv"
+    if not components.is_file() or pd.read_csv(components).empty:  # no component pairs were evaluated
         names = [name for name in names if name not in COMPONENT_TABLES]
     elif not cards.proposed():
         names = [name for name in names if name != "table6_paired"]

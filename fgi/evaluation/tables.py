@@ -52,6 +52,15 @@ DEFINITIONS = (
 )
 
 
+NO_FOREGROUND = ("n/a: this run has no foreground masks (data.source: folder without data.folder.foreground), "
+                 "so the foreground region was not measured; the published rows are the paper's.")
+
+
+def unmeasured(per_image: pd.DataFrame, region: str) -> bool:
+    """No pair has a value for the region: the foreground of a run without foreground masks."""
+    return bool(per_image[f"{region}/mse"].isna().all())
+
+
 def method_order(per_image: pd.DataFrame, cards: Cards) -> list[str]:
     return cards.order(per_image["method"])
 
@@ -312,8 +321,9 @@ def build_tables(per_image: pd.DataFrame, fid: dict, out: Path, bootstrap, cards
     for name, region in TABLES.items():
         summary = summarise(per_image, region, fid, cards)
         measured[name] = summary
+        said = f"{NO_FOREGROUND} {note}" if region == "foreground" and unmeasured(per_image, region) else note
         write_table(comparison_frame(summary, region, cards, intervals(per_image, region, bootstrap, cards)),
-                    out, name, title(name, cards), note)
+                    out, name, title(name, cards), said)
     write_table(bins_frame(per_image, cards, bootstrap), out, "table4_bins", title("table4_bins", cards), note)
     paired = paired_frame(per_image, bootstrap, cards) if cards.proposed() else pd.DataFrame()
     if not paired.empty:

@@ -62,6 +62,9 @@ class Method:
     role: Literal["proposed", "baseline", "reference"] = "baseline"  # Table 5 compares `proposed` with the rest
     published: dict[str, tuple[float, ...]] = field(default_factory=dict)  # region -> MSE, MAE, FID, PSNR, SSIM
     check: Callable[[Any], list[str]] = _no_problems  # rules tying the section's keys: one line per problem
+    # Its objective reads the foreground mask (fg_mask): on data without one (a folder source without
+    # data.folder.foreground) it is refused, where every other method gets a mask of NaN ("unknown").
+    needs_foreground: bool = False
 
     def __post_init__(self):
         if self.role not in ROLES:

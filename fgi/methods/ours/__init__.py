@@ -6,7 +6,7 @@ symmetric additive skips) and the WGAN critic are in `networks.py`. The
 objective is Eq. 1 + Eq. 2 + Eq. 3 (each restricted to the foreground mask
 M_F) + Eq. 4 (WGAN, weight clipping, or WGAN-GP with `critic: wgan-gp`); with
 `base_loss: swgan` also S-WGAN's full-image perceptual term [15]
-(README: "Two readings").
+(docs/results.md: "Two readings").
 """
 
 from __future__ import annotations
@@ -89,6 +89,7 @@ METHOD = Method(
     generator=lambda cfg, size: ForegroundGuidedGenerator(size, cfg.width),
     discriminator=lambda cfg, size: WGANCritic(size, cfg.width),
     objective=OursObjective,
+    needs_foreground=True,  # Eq. 1-3 are restricted to M_F
     # Jam et al., Tables 1 and 2 (3,000 CelebA-HQ test images at 256²): MSE, MAE, FID, PSNR, SSIM.
     published={"full": (194.86, 57.38, 9.63, 34.35, 0.92), "foreground": (26.01, 2.58, 1.19, 37.38, 0.96)},
 )
