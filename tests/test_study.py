@@ -116,6 +116,12 @@ def test_record_then_ablation_writes_the_study_folder(tmp_path, monkeypatch):
     assert "| Ours (none) | 31.00 |" in (out / "ablation.md").read_text()
     # The main run's record is untouched by the experiment's.
     assert json.loads((out / "run.json").read_text())["reading"] == "swgan"
+    # `render` rebuilds the summaries from the records alone, as record wrote them.
+    summaries = {name: (out / name).read_text() for name in ("run.md", "ranking.md", "ablation.md")}
+    for name in summaries:
+        (out / name).unlink()
+    assert fgi_main(["study", "render"]) == 0
+    assert {name: (out / name).read_text() for name in summaries} == summaries
 
 
 def test_record_without_a_run_names_the_missing_file_and_exits_2(tmp_path, monkeypatch, capsys):

@@ -2,7 +2,7 @@
 
 The study is the `configs/study.yaml` profile run once through `dvc repro`,
 then once more as a DVC experiment with Ours's other objective reading
-(README: "What the models learn on a CPU"). The pipeline's own outputs live in
+(docs/results.md: "The CPU study"). The pipeline's own outputs live in
 `reports/` and `models/`, which the next `dvc repro` of another profile
 overwrites; `fgi study record` copies the ones a reader needs into a folder
 that is committed with git:
@@ -19,6 +19,8 @@ that is committed with git:
                                paired differences between the readings (interval, Wilcoxon, Holm)
 
 `--ablation` records only the `ablation/<reading>/` part, for the experiment.
+`fgi study render` rewrites run.md, ranking.md and ablation.md from the folder's own
+records, so a recorded study is summarised by the current code without a rerun.
 """
 
 from __future__ import annotations
@@ -270,12 +272,20 @@ def record(root: Path, out: Path, wall_s: float | None, ablation: bool) -> list[
     files.write_text_atomic(target / "run.json", json.dumps(info, indent=2) + "\n")
     written.append(target / "run.json")
     if not ablation:
-        per_image = pd.read_csv(out / "per_image.csv", dtype={"image_id": str})
-        validation = {model: pd.read_csv(out / "curves" / f"{model}_val.csv") for model in cards.learned()}
-        files.write_text_atomic(out / "ranking.md", ranking_markdown(per_image, cards))
-        files.write_text_atomic(out / "run.md", run_markdown(info, validation, cards))
-        written += [out / "ranking.md", out / "run.md"]
+        written += render_summaries(out)
     return written + write_ablation(out, load_params(root / "params.yaml").eval.bootstrap)
+
+
+def render_summaries(out: Path) -> list[Path]:
+    """run.md and ranking.md from what `out` holds (run.json, the curves, per_image.csv and the
+    cards), so a recorded study is summarised by the current code without rerunning it."""
+    cards = load_cards(out / CARDS)
+    info = json.loads((out / "run.json").read_text())
+    per_image = pd.read_csv(out / "per_image.csv", dtype={"image_id": str})
+    validation = {model: pd.read_csv(out / "curves" / f"{model}_val.csv") for model in cards.learned()}
+    files.write_text_atomic(out / "ranking.md", ranking_markdown(per_image, cards))
+    files.write_text_atomic(out / "run.md", run_markdown(info, validation, cards))
+    return [out / "ranking.md", out / "run.md"]
 
 
 def write_ablation(out: Path, bootstrap=None) -> list[Path]:
@@ -301,6 +311,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     rec.add_argument("--wall-s", type=float, default=None, help="the measured wall time of `dvc repro`")
     rec.add_argument("--ablation", action="store_true", help="record Ours's reading only (a DVC experiment)")
     rec.set_defaults(run=cmd_record)
+    render = actions.add_parser("render", help="rewrite run.md, ranking.md and ablation.md from --out's records")
+    render.add_argument("--out", default="docs/study")
+    render.set_defaults(run=cmd_render)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -309,4 +322,13 @@ def cmd_record(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as err:
         raise UserError(str(err)) from err
     print(f"recorded {len(written)} files in {args.out}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if not (out / "run.json").is_file():
+        raise UserError(f"{out / 'run.json'}: not found; `fgi study record` writes it after a study run")
+    written = render_summaries(out) + write_ablation(out, load_params(Path("params.yaml")).eval.bootstrap)
+    print(f"rendered {len(written)} files in {out}")
     return 0
