@@ -23,7 +23,7 @@ repro: setup
 	fgi check-params
 	dvc repro
 
-# The CPU study (README: "What the models learn on a CPU"): the study profile
+# The CPU study (docs/results.md: "The CPU study"): the study profile
 # through `dvc repro`, timed, then Ours's literal reading as a DVC experiment;
 # both recorded in docs/study/. It replaces params.yaml with the study profile:
 # `git checkout params.yaml && dvc checkout` returns to the demo.

@@ -160,6 +160,6 @@ def test_coarse_and_refined_outputs_match_the_release(size):
         got = got.permute(0, 2, 3, 1).numpy()
         difference = np.abs(got - want)
         print(f"{name} at {size}²: max |ours − released| {difference.max():.2e}, mean {difference.mean():.2e}, "
-              f"output std {want.std():.3f}")  # the figures the README's fidelity table gives (pytest -s)
+              f"output std {want.std():.3f}")  # the figures docs/fidelity.md's table gives (pytest -s)
         assert want.std() > 0.1, f"{name}: outputs too close to 0 to compare"
         assert difference.max() < TOLERANCE, f"{name} at {size}²: max |ours − released| {difference.max():.2e}"

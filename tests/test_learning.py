@@ -33,7 +33,7 @@ holes): the mean real score must exceed the mean fill score by
 adversary that is upside down, as its loss with real and fake swapped makes it,
 scores the fills above the faces. LaMa's discriminator is scored on its training faces and raw
 predictions instead (`ADVERSARY_ON_TRAINING`). Ours trains its critic at `OURS_LR_D` here:
-the paper's 1e-12 leaves the critic where it started (README), so at that rate no
+the paper's 1e-12 leaves the critic where it started (docs/fidelity.md), so at that rate no
 break of the critic could show.
 
 Hole PSNR alone does not separate a GC trained on swapped masks: GC's L1
@@ -74,7 +74,7 @@ FACES = 2  # the batch holds these and their negatives
 EVALUATIONS = 16  # hole PSNR measured this many times, evenly over the run
 STEPS = {"ours": 80, "ce": 80, "pconv": 80, "gc": 600, "lama": 120}
 # Margins sit between the best broken run and the intact run measured by
-# check_learning_breaks.py (README: "Fidelity to the released code").
+# check_learning_breaks.py (docs/fidelity.md: "Every model learns").
 MARGIN_DB = {"ours": 6.0, "ce": 6.0, "pconv": 6.0, "gc": 1.5, "lama": 6.0}
 # GC learns slowly from its released initialisation (each gated layer shrinks the activations
 # ~3x), and on four images its hinge GAN term, weighted like L1, keeps the refined output near

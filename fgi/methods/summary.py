@@ -2,7 +2,7 @@
 
     python -m fgi.methods.summary --size 256 --width 1.0
 
-prints the Markdown table the README carries (at the paper's 256², width 1.0).
+prints the Markdown table docs/fidelity.md carries (at the paper's 256², width 1.0).
 """
 
 from __future__ import annotations
