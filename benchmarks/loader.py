@@ -38,7 +38,7 @@ def make_training_data(root: Path, size: int, faces: int = FACES, holes: int = H
 
     from fgi import files
     from fgi.data.doodles import render_doodle
-    from fgi.data.holes import write_csv
+    from fgi.data.layout import write_csv
     from fgi.data.synthetic import render_face
 
     prepared, foreground, hole_dir = root / "prepared", root / "foreground", root / "holes"
