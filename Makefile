@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: setup repro study seeds test ui serve bench lock browser
+.PHONY: setup repro study variant seeds test ui serve bench lock browser
 
 setup: $(STAMP)
 
@@ -33,6 +33,16 @@ study: setup
 	start=$$(date +%s) && dvc repro && fgi study record --wall-s $$(( $$(date +%s) - start ))
 	dvc exp run -S models.ours.base_loss=none
 	fgi study record --ablation
+
+# The study profile again with some params changed, as a DVC experiment after `make study`,
+# recorded in docs/study/variants/NAME/ and set against the study run in docs/study/variants.md:
+#   make variant NAME=train-mix-0.1 SET="holes.train_mix=0.1"
+#   make variant NAME=seed-1 SET="train.seed=1"
+variant: setup
+	@test -n "$(NAME)" -a -n "$(SET)" || { echo 'make variant needs NAME=<name> SET="<key>=<value> ..."'; exit 2; }
+	cp configs/study.yaml params.yaml
+	start=$$(date +%s) && dvc exp run $(foreach setting,$(SET),-S $(setting)) \
+	  && fgi study record --variant $(NAME) --wall-s $$(( $$(date +%s) - start ))
 
 # More training seeds of the current params (the workspace's run is train.seed 0):
 # each a queued DVC experiment, run one after the other, then mean ± sd across seeds.

@@ -13,14 +13,17 @@ that is committed with git:
     figures/                   Fig. 4 and 5 analogs, training curves, metrics by bin
     curves/<model>_val.csv     validation hole PSNR per step (run.md: summary, the reference method's line)
     per_image.csv              every metric of every test pair, for later statistics
+    per_image_components.csv   the same for the component pairs (Table 6)
     ranking.md                 the methods ordered per region and per hole-ratio bin
     ablation/<reading>/        Ours under another reading: per_image.csv, val.csv, run.json
     ablation.md                Ours under each recorded reading, on the same test pairs, and the
                                paired differences between the readings (interval, Wilcoxon, Holm)
 
-`--ablation` records only the `ablation/<reading>/` part, for the experiment.
-`fgi study render` rewrites run.md, ranking.md and ablation.md from the folder's own
-records, so a recorded study is summarised by the current code without a rerun.
+`--ablation` records only the `ablation/<reading>/` part, for the experiment;
+`--variant NAME` records a whole rerun with other params under `variants/NAME/`
+and writes variants.md (`fgi.evaluation.variants`).
+`fgi study render` rewrites run.md, ranking.md, ablation.md and variants.md from the
+folder's own records, so a recorded study is summarised by the current code without a rerun.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +42,7 @@ import yaml
 from fgi import files
 from fgi.config import load_params
 from fgi.errors import UserError
-from fgi.evaluation import stats
+from fgi.evaluation import stats, variants
 from fgi.evaluation.cards import CARDS, Cards, load_cards
 from fgi.evaluation.figures import bin_order
 from fgi.evaluation.report import validation_reference
@@ -49,7 +53,7 @@ FIGURES = ("fig4_comparison.png", "fig5_foreground.png", "training_curves.png", 
 REGIONS = {"full": "Whole image", "foreground": "Foreground (face + hair)", "hole": "Hole"}
 
 
-def run_info(root: Path, wall_s: float | None, cards: Cards, ablation: bool = False) -> dict:
+def run_info(root: Path, wall_s: float | None, cards: Cards, ablation: bool | None = False) -> dict:
     """The run's identity; `reading` is the reading (`base_loss`) of the proposed method."""
     import torch  # noqa: PLC0415 - only for its version; `fgi study` starts without it otherwise
 
@@ -62,6 +66,7 @@ def run_info(root: Path, wall_s: float | None, cards: Cards, ablation: bool = Fa
     return {"profile": params["profile"],
             "reading": params["models"].get(cards.proposed(), {}).get("base_loss", "default"),
             "max_steps": params["train"]["max_steps"], "size": params["data"]["size"],
+            "seed": params["train"]["seed"], "commit": git_commit(root),
             "amp": amp, "precision": resolve_precision(amp, where),
             "cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
             "cuda": torch.cuda.is_available(), "wall_s": wall_s,
@@ -69,10 +74,23 @@ def run_info(root: Path, wall_s: float | None, cards: Cards, ablation: bool = Fa
             "reference_val_hole_psnr": reference[1] if reference else float("nan")}
 
 
-def stage_wall_times(root: Path, experiment: str, ablation: bool) -> dict[str, float]:
-    """Seconds of each stage's latest MLflow run in `experiment`: of the workspace's `dvc repro`, or
-    with `ablation` of the latest DVC experiment. Empty when tracking was off. A stage's run
-    starts after its imports, so the sum falls a little short of the wall time."""
+def git_commit(root: Path) -> str | None:
+    """The commit the run's code came from, with `+changes` when the work tree differs from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "fgi", "stages"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if dirty else "")
+
+
+def stage_wall_times(root: Path, experiment: str, ablation: bool | None) -> dict[str, float]:
+    """Seconds of each stage's latest MLflow run in `experiment`: of the workspace's `dvc repro`,
+    with `ablation` of the latest DVC experiment, with None of whichever ran last. Empty when
+    tracking was off. A stage's run starts after its imports, so the sum falls a little short
+    of the wall time."""
     import mlflow  # noqa: PLC0415 - slow to import; only the record needs it
 
     from fgi.tracking import tracking_uri  # noqa: PLC0415
@@ -84,8 +102,10 @@ def stage_wall_times(root: Path, experiment: str, ablation: bool) -> dict[str, f
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return {}
-    runs = [run for run in client.search_runs([found.experiment_id], max_results=5000)
-            if run.info.end_time and (run.data.tags.get("dvc_exp", "workspace") != "workspace") == ablation]
+    runs = [run for run in client.search_runs([found.experiment_id], max_results=5000) if run.info.end_time]
+    if ablation is None and runs:
+        ablation = max(runs, key=lambda run: run.info.start_time).data.tags.get("dvc_exp", "workspace") != "workspace"
+    runs = [run for run in runs if (run.data.tags.get("dvc_exp", "workspace") != "workspace") == ablation]
     if not runs:
         return {}
     if ablation:  # the experiment of the latest run
@@ -238,28 +258,40 @@ def run_markdown(info: dict, validation: dict[str, pd.DataFrame], cards: Cards) 
     return "\n".join(lines + [""])
 
 
-def _sources(root: Path, out: Path, reading: str, ablation: bool, cards: Cards) -> list[tuple[Path, Path]]:
+def _sources(root: Path, target: Path, ablation: bool, variant: bool, cards: Cards) -> list[tuple[Path, Path]]:
     reports = root / "reports"
     if ablation:
-        target = out / "ablation" / reading
         return [(reports / "per_image.csv", target / "per_image.csv"),
                 (root / "models" / cards.proposed() / "val.csv", target / "val.csv")]
-    return ([(table, out / "tables" / table.name) for table in sorted((reports / "tables").glob("*.*"))]
-            + [(reports / "figures" / name, out / "figures" / name) for name in FIGURES]
-            + [(root / "models" / m / "val.csv", out / "curves" / f"{m}_val.csv") for m in cards.learned()]
-            + [(reports / "per_image.csv", out / "per_image.csv"), (reports / CARDS, out / CARDS)])
+    runs = ([(table, target / "tables" / table.name) for table in sorted((reports / "tables").glob("*.*"))]
+            + [(root / "models" / m / "val.csv", target / "curves" / f"{m}_val.csv") for m in cards.learned()]
+            + [(reports / name, target / name) for name in ("per_image.csv", "per_image_components.csv")])
+    if variant:
+        return runs
+    return runs + [(reports / "figures" / name, target / "figures" / name) for name in FIGURES] \
+        + [(reports / CARDS, target / CARDS)]
 
 
-def record(root: Path, out: Path, wall_s: float | None, ablation: bool) -> list[Path]:
-    """Copy the run's outputs under `out`; return what was written. Nothing is written
-    unless every output is there."""
+def record(root: Path, out: Path, wall_s: float | None, ablation: bool, variant: str | None = None) -> list[Path]:
+    """Copy the run's outputs under `out` (with `variant`, under out/variants/<variant>/); return
+    what was written. Nothing is written unless every output is there."""
     needed = [root / "params.yaml", root / "reports" / "per_image.csv", root / "data" / "holes" / "test_pairs.csv",
               root / "reports" / CARDS]
     missing = [path for path in needed if not path.is_file()]
     if not missing:
         cards = load_cards(root / "reports" / CARDS)
-        info = run_info(root, wall_s, cards, ablation)
-        copies = _sources(root, out, info["reading"], ablation, cards)
+        info = run_info(root, wall_s, cards, None if variant else ablation)
+        if variant:
+            if not (out / "run.json").is_file():
+                raise ValueError(f"{out / 'run.json'}: not found; record the main study run before its variants")
+            info["changed"] = variants.changed_params(yaml.safe_load((root / "configs" / "study.yaml").read_text()),
+                                                      yaml.safe_load((root / "params.yaml").read_text()))
+            if not info["changed"]:
+                raise ValueError("params.yaml is configs/study.yaml unchanged: that is the main run; "
+                                 "record it without --variant")
+        target = (out / variants.VARIANTS / variants.check_name(variant) if variant
+                  else out / "ablation" / info["reading"] if ablation else out)
+        copies = _sources(root, target, ablation, bool(variant), cards)
         missing = [source for source, _ in copies if not source.is_file()]
     if missing:
         raise FileNotFoundError(f"{missing[0]}: not found; run `dvc repro` with the study profile first "
@@ -268,12 +300,14 @@ def record(root: Path, out: Path, wall_s: float | None, ablation: bool) -> list[
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, dest)
     written = [dest for _, dest in copies]
-    target = out / "ablation" / info["reading"] if ablation else out
     files.write_text_atomic(target / "run.json", json.dumps(info, indent=2) + "\n")
     written.append(target / "run.json")
+    bootstrap = load_params(root / "params.yaml").eval.bootstrap
+    if variant:
+        return written + variants.write_variants(out, bootstrap)
     if not ablation:
         written += render_summaries(out)
-    return written + write_ablation(out, load_params(root / "params.yaml").eval.bootstrap)
+    return written + write_ablation(out, bootstrap) + variants.write_variants(out, bootstrap)
 
 
 def render_summaries(out: Path) -> list[Path]:
@@ -310,15 +344,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     rec.add_argument("--out", default="docs/study")
     rec.add_argument("--wall-s", type=float, default=None, help="the measured wall time of `dvc repro`")
     rec.add_argument("--ablation", action="store_true", help="record Ours's reading only (a DVC experiment)")
+    rec.add_argument("--variant", metavar="NAME", help="record a whole rerun with other params under "
+                     "--out/variants/NAME/ (e.g. train-mix-0.1, seed-1) and compare it in variants.md")
     rec.set_defaults(run=cmd_record)
-    render = actions.add_parser("render", help="rewrite run.md, ranking.md and ablation.md from --out's records")
+    render = actions.add_parser("render", help="rewrite run.md, ranking.md, ablation.md and variants.md from "
+                                "--out's records")
     render.add_argument("--out", default="docs/study")
     render.set_defaults(run=cmd_render)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
     try:
-        written = record(Path("."), Path(args.out), args.wall_s, args.ablation)
+        written = record(Path("."), Path(args.out), args.wall_s, args.ablation, args.variant)
     except (FileNotFoundError, ValueError) as err:
         raise UserError(str(err)) from err
     print(f"recorded {len(written)} files in {args.out}")
@@ -329,6 +366,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not (out / "run.json").is_file():
         raise UserError(f"{out / 'run.json'}: not found; `fgi study record` writes it after a study run")
-    written = render_summaries(out) + write_ablation(out, load_params(Path("params.yaml")).eval.bootstrap)
+    bootstrap = load_params(Path("params.yaml")).eval.bootstrap
+    written = render_summaries(out) + write_ablation(out, bootstrap) + variants.write_variants(out, bootstrap)
     print(f"rendered {len(written)} files in {out}")
     return 0
