@@ -27,7 +27,6 @@ The data side (`benchmarks.loader`) measures the training DataLoader at 256² pe
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import resource
 import subprocess
@@ -92,21 +91,18 @@ def child(name: str, steps: int, batch: int, size: int, profile: str = "paper", 
     from fgi.data.doodles import render_doodle
     from fgi.methods.base import make_objective
     from fgi.methods.vgg import VGG16Features
-    from fgi.training.train import seed_everything
+    from fgi.training.train import place, seed_everything
 
     baseline = _memory_gib("VmRSS")
     seed_everything(0, deterministic=True)  # as fgi.training.train runs on the CPU
     cfg = method_config(paper_params() if profile == "paper" else study_params(), name)
     layers = getattr(cfg, "vgg_layers", ("pool1",))
     objective = make_objective(name, cfg, size, vgg=lambda: VGG16Features(layers, weights=None, seed=0))
-    bfloat16 = variant == "bfloat16"
-    memory = torch.channels_last if bfloat16 else torch.contiguous_format  # as fgi.training.train
-    objective.to(torch.device("cpu"), memory)
+    memory, autocast = place(objective, torch.device("cpu"), "bfloat16" if variant == "bfloat16" else "float32")
     if variant == "before":
         _as_before(objective)
     for network in objective.networks().values():
         network.train()
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bfloat16 else contextlib.nullcontext
 
     generator = torch.Generator().manual_seed(0)
     image = torch.rand(batch, 3, size, size, generator=generator) * 2 - 1  # (B, 3, S, S)

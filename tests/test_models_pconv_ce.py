@@ -191,6 +191,21 @@ def test_context_encoder_sees_the_hole_channel():
     assert not torch.allclose(without_hole, with_hole)
 
 
+def test_context_encoder_linear_bottleneck_is_the_4x4_convolution_of_the_paper():
+    torch.manual_seed(0)
+    model = ContextEncoder(32, width=0.25, bottleneck=24)
+    channels = model.expand[0].out_features // 16
+    features = torch.randn(3, channels, 4, 4, dtype=torch.float64)
+    code = torch.randn(3, 24, dtype=torch.float64)
+    # Conv2d(C, B, 4) on a 4x4 map, and ConvTranspose2d(B, C, 4) on a 1x1 code, with the same weights.
+    to_code = model.bottleneck[1].weight.double().view(24, channels, 4, 4)
+    from_code = model.expand[0].weight.double().T.reshape(24, channels, 4, 4)
+    assert torch.allclose(model.bottleneck[1].double()(features.flatten(1)),
+                          torch.nn.functional.conv2d(features, to_code).flatten(1))
+    assert torch.allclose(model.expand[0].double()(code).view(3, channels, 4, 4),
+                          torch.nn.functional.conv_transpose2d(code[:, :, None, None], from_code))
+
+
 def test_context_encoder_rejects_bad_arguments():
     with pytest.raises(UserError, match="in_channels"):
         ContextEncoder(32, in_channels=5)

@@ -18,8 +18,6 @@ Only where bfloat16 is native: elsewhere `auto` resolves to float32 and no run u
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 import torch
@@ -32,7 +30,7 @@ from fgi.data.synthetic import render_face
 from fgi.inference import bfloat16_is_native
 from fgi.methods.base import composite, make_objective
 from fgi.methods.vgg import VGG16Features
-from fgi.training.train import seed_everything
+from fgi.training.train import place, seed_everything
 
 from conftest import REPO
 
@@ -72,10 +70,7 @@ def train(precision: str, data: tuple, held_out: tuple) -> tuple[float, float]:
     cfg = method_config(load_params(REPO / "params.yaml"), "ours")
     seed_everything(0, deterministic=True)
     objective = make_objective("ours", cfg, SIZE, vgg=lambda: VGG16Features(cfg.vgg_layers, weights=None, seed=0))
-    bfloat16 = precision == "bfloat16"
-    memory = torch.channels_last if bfloat16 else torch.contiguous_format  # as fgi.training.train
-    objective.to(torch.device("cpu"), memory)
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bfloat16 else contextlib.nullcontext
+    memory, autocast = place(objective, torch.device("cpu"), precision)
     before = hole_psnr(objective.generator, *held_out, autocast)
     order = torch.Generator().manual_seed(0)
     image, hole, fg_mask = data
@@ -109,3 +104,19 @@ def test_bfloat16_training_reaches_float32_quality(training_mode):
     assert abs(difference) <= TOLERANCE_DB, (
         f"bfloat16 {runs['bfloat16'][1]:.2f} dB vs float32 {runs['float32'][1]:.2f} dB: "
         f"{difference:+.2f} dB, beyond ±{TOLERANCE_DB} dB")
+
+
+
+def test_the_context_encoder_bottleneck_runs_float32_under_autocast():
+    cfg = method_config(load_params(REPO / "configs" / "study.yaml"), "ce")
+    generator = make_objective("ce", cfg, SIZE).generator
+    seen = {}
+    for name in ("encoder", "bottleneck", "expand", "decoder"):
+        getattr(generator, name).register_forward_hook(
+            lambda module, args, output, name=name: seen.update({name: output.dtype}))
+    image, hole, _ = faces(np.random.default_rng(3), 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        generator(image * (1 - hole), hole).float().mean().backward()
+    assert seen == {"encoder": torch.bfloat16, "bottleneck": torch.float32, "expand": torch.float32,
+                    "decoder": torch.bfloat16}
+

@@ -166,13 +166,7 @@ def setup(params: Params, name: str, cfg: Any, paths: Paths, world: Distributed)
     # `train.amp`: auto is bfloat16 autocast where the device computes it natively (CUDA sm80+, a
     # CPU with AMX or AVX512-BF16), float32 elsewhere; model.pt and the run record what it resolved to.
     precision = resolve_precision(params.train.amp, world.device)
-    # channels_last: on CUDA, and on a CPU in bfloat16, whose oneDNN kernels want it (2.4x for
-    # PConv's step); float32 CPU convolutions gain nothing from it (reports/bench.md).
-    memory = (torch.channels_last if params.train.channels_last and (on_cuda or precision == "bfloat16")
-              else torch.contiguous_format)
-    objective.to(world.device, memory)
-    autocast = (lambda: torch.autocast(world.device.type, dtype=torch.bfloat16)) if precision == "bfloat16" \
-        else contextlib.nullcontext
+    memory, autocast = place(objective, world.device, precision, params.train.channels_last)
 
     dataset = TrainSet(paths.prepared, paths.foreground, paths.holes, augment=params.train.mask_augment,
                        components=paths.holes_semantic, mix=params.holes.train_mix)
@@ -191,6 +185,19 @@ def setup(params: Params, name: str, cfg: Any, paths: Paths, world: Distributed)
     return Session(name, params, paths, world, objective, loader, sampler, total,
                    validation_batch(paths, params.train.val_images, world.device), autocast, memory,
                    fingerprint(params, name, paths.training_data()), precision=precision)
+
+
+def place(objective: Objective, where: torch.device, precision: str, channels_last: bool = True):
+    """Put `objective` on `where` to train at `precision`; return its memory format and autocast.
+
+    channels_last on CUDA, and on a CPU in bfloat16, whose oneDNN kernels want it (2.4x for
+    PConv's step); float32 CPU convolutions gain nothing from it (reports/bench.md)."""
+    memory = (torch.channels_last if channels_last and (where.type == "cuda" or precision == "bfloat16")
+              else torch.contiguous_format)
+    objective.to(where, memory)
+    if precision != "bfloat16":
+        return memory, contextlib.nullcontext
+    return memory, lambda: torch.autocast(where.type, dtype=torch.bfloat16)
 
 
 def resume(session: Session) -> None:

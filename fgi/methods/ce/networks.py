@@ -5,9 +5,17 @@ Learning by Inpainting", CVPR 2016.
 
 We implement the paper's DCGAN-style variant (the one in its released code for
 the centre-region task): 4x4 stride-2 conv encoder down to 4x4, a 4x4 conv
-bottleneck to a (N, bottleneck, 1, 1) code, and a mirrored 4x4 stride-2
-transposed-conv decoder. The channel-wise fully-connected bottleneck of the
-paper's ImageNet feature-learning model is omitted.
+bottleneck to a (N, bottleneck) code, a 4x4 transposed conv back to 4x4, and a
+mirrored 4x4 stride-2 transposed-conv decoder. The channel-wise fully-connected
+bottleneck of the paper's ImageNet feature-learning model is omitted.
+
+A 4x4 convolution of a 4x4 map (and a 4x4 transposed convolution of a 1x1 code)
+is a fully connected layer, so both are written as `nn.Linear` with the same
+weights and outputs: one matmul each, which runs in float32 even under
+bfloat16 autocast. They hold most of the network's weights (2 x 16M at the
+study's width) but see only a batch of codes, so casting those weights to
+bfloat16 and their gradients back every step cost more than the product saves
+(docs/benchmarks.md).
 
 Adaptation: the paper predicts the 64x64 centre of a 128x128 image; our holes
 are irregular and anywhere, so the decoder predicts the whole image at the
@@ -44,11 +52,11 @@ def level_channels(depth: int, width: float, model: str) -> list[int]:
 
 def dcgan_init(module: nn.Module) -> None:
     """The DCGAN initialisation both papers' code uses: N(0, 0.02) convs, N(1, 0.02) BN scales."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
@@ -86,17 +94,20 @@ class ContextEncoder(nn.Module):
         encoder = [down_block(in_channels, channels[0], batch_norm=False)]
         encoder += [down_block(channels[i - 1], channels[i], batch_norm=True) for i in range(1, depth)]
         self.encoder = nn.Sequential(*encoder)
-        self.bottleneck = nn.Sequential(
-            nn.Conv2d(channels[-1], bottleneck, 4, bias=False),  # 4x4 → 1x1
-            nn.BatchNorm2d(bottleneck),
+        self.bottleneck = nn.Sequential(  # the 4x4 conv, 4x4 → 1x1
+            nn.Flatten(),
+            nn.Linear(channels[-1] * 16, bottleneck, bias=False),
+            nn.BatchNorm1d(bottleneck),
             nn.LeakyReLU(0.2, inplace=True),
         )
-
-        decoder: list[nn.Module] = [
-            nn.ConvTranspose2d(bottleneck, channels[-1], 4, bias=False),  # 1x1 → 4x4
+        self.expand = nn.Sequential(  # the 4x4 transposed conv, 1x1 → 4x4
+            nn.Linear(bottleneck, channels[-1] * 16, bias=False),
+            nn.Unflatten(1, (channels[-1], 4, 4)),
             nn.BatchNorm2d(channels[-1]),
             nn.ReLU(inplace=True),
-        ]
+        )
+
+        decoder: list[nn.Module] = []
         for i in range(depth - 1, 0, -1):
             decoder += [
                 nn.ConvTranspose2d(channels[i], channels[i - 1], 4, stride=2, padding=1, bias=False),
@@ -112,8 +123,11 @@ class ContextEncoder(nn.Module):
         x = masked_image
         if self.in_channels == 4:
             x = torch.cat([masked_image, hole], dim=1)  # (N, 4, H, W)
-        code = self.bottleneck(self.encoder(x))  # (N, C_L, 4, 4) → (N, bottleneck, 1, 1)
-        return self.decoder(code)  # (N, C_L, 4, 4) → … → (N, 3, H, W)
+        features = self.encoder(x)  # (N, C_L, 4, 4)
+        with torch.autocast(x.device.type, enabled=False):  # float32: see the module docstring
+            code = self.bottleneck(features.float())  # (N, bottleneck)
+            features = self.expand(code)  # (N, C_L, 4, 4)
+        return self.decoder(features)  # (N, C_L, 4, 4) → … → (N, 3, H, W)
 
 
 class DCGANDiscriminator(nn.Module):
