@@ -50,9 +50,17 @@ def level_channels(depth: int, width: float, model: str) -> list[int]:
     return [max(8, round(BASE_CHANNELS[min(i, len(BASE_CHANNELS) - 1)] * width)) for i in range(depth)]
 
 
+class CodeToMap(nn.Linear):
+    """The 4x4 transposed convolution of a (N, code) vector, as the (code -> C*16) fully connected
+    layer it is. Its weight is the transposed convolution's (code, C, 4, 4) weight, transposed."""
+
+
 def dcgan_init(module: nn.Module) -> None:
     """The DCGAN initialisation both papers' code uses: N(0, 0.02) convs, N(1, 0.02) BN scales."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+    if isinstance(module, CodeToMap):  # drawn in the transposed convolution's layout, as it would be
+        with torch.no_grad():
+            module.weight.copy_(torch.empty(module.in_features, module.out_features).normal_(0.0, 0.02).T)
+    elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
@@ -101,7 +109,7 @@ class ContextEncoder(nn.Module):
             nn.LeakyReLU(0.2, inplace=True),
         )
         self.expand = nn.Sequential(  # the 4x4 transposed conv, 1x1 → 4x4
-            nn.Linear(bottleneck, channels[-1] * 16, bias=False),
+            CodeToMap(bottleneck, channels[-1] * 16, bias=False),
             nn.Unflatten(1, (channels[-1], 4, 4)),
             nn.BatchNorm2d(channels[-1]),
             nn.ReLU(inplace=True),
