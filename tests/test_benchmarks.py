@@ -3,9 +3,11 @@ end-to-end benchmark's reproduction check. No timings are asserted: benchmarks m
 
 from __future__ import annotations
 
+import platform
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -86,3 +88,14 @@ def test_training_benchmark_before_variant_is_the_unfused_step():
         torch.utils.deterministic.fill_uninitialized_memory = True
     assert all(r["flops"] > 0 and r["seconds"][0] > 0 for r in results.values())
     assert results["before"]["flops"] == results["float32"]["flops"]  # the same work, only the route differs
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="AVX2 is an x86-64 instruction set")
+def test_training_benchmark_avx2_stand_in_reaches_the_child():
+    """The stand-in for a CPU without native bfloat16 must reach the child's kernels: a child
+    that ignored it would measure this CPU as it is and call that a CPU without bfloat16."""
+    from benchmarks.training import AVX2_ONLY, measure
+
+    result = measure("pconv", 1, 2, 32, "study", "float32", env=AVX2_ONLY)
+    assert result["capability"] == "AVX2"
+    assert result["seconds"][0] > 0
