@@ -76,13 +76,36 @@ def test_seed_variants_are_pooled_with_the_main_run(tmp_path, monkeypatch):
     assert fgi_main(["study", "record", "--variant", "seed-1"]) == 0
     text = (tmp_path / "docs" / "study" / "variants.md").read_text()
     seeds = text.split("## Seeds")[1]
-    assert "Training seeds 0, 1" in seeds
     # Hole PSNR means 26 and 28: 27 ± sd 1.41; eyes 20.5 and 21.5: 21 ± 0.71.
     cells = row_cells(seeds, "| Ours |")
     header = row_cells(seeds, "| Model |")
+    assert cells[header.index("Setting")] == "study profile" and cells[header.index("Seeds")] == "0, 1"
     assert cells[header.index("Hole PSNR")] == "27.00 ± 1.41"
     assert cells[header.index("eyes hole PSNR")] == "21.00 ± 0.71"
     assert row_cells(seeds, "| CE |")[header.index("Hole PSNR")] == "2.50 ± 0.00"
+
+
+def test_a_changed_setting_run_with_two_seeds_is_pooled_apart(tmp_path, monkeypatch):
+    """train_mix 0.1 with seeds 0 and 1 pools into its own row; it never enters the profile's
+    spread, and a setting run with one seed gets no row."""
+    monkeypatch.chdir(tmp_path)
+    fake_run(tmp_path, "swgan", (20, 22, 30, 32))
+    assert fgi_main(["study", "record"]) == 0
+    fake_run(tmp_path, "swgan", (22, 24, 32, 34), seed=1)
+    assert fgi_main(["study", "record", "--variant", "seed-1"]) == 0
+    fake_run(tmp_path, "swgan", (30, 30, 30, 30), train_mix=0.1)
+    assert fgi_main(["study", "record", "--variant", "train-mix-0.1"]) == 0
+    out = tmp_path / "docs" / "study"
+    assert variants.seed_groups(out, sorted(p.parent for p in (out / "variants").glob("*/run.json"))).keys() == {""}
+    fake_run(tmp_path, "swgan", (24, 24, 24, 24), seed=1, train_mix=0.1)
+    assert fgi_main(["study", "record", "--variant", "train-mix-0.1-seed-1"]) == 0
+    seeds = (out / "variants.md").read_text().split("## Seeds")[1]
+    header = row_cells(seeds, "| Model |")
+    rows = [row_cells(seeds, line) for line in seeds.splitlines() if line.startswith("| Ours |")]
+    assert [(r[header.index("Setting")], r[header.index("Seeds")]) for r in rows] == [
+        ("study profile", "0, 1"), ("holes.train_mix=0.1", "0, 1")]
+    # The profile stays 26 and 28 (27 ± 1.41); the mix is 30 and 24: 27 ± 4.24.
+    assert [r[header.index("Hole PSNR")] for r in rows] == ["27.00 ± 1.41", "27.00 ± 4.24"]
 
 
 @pytest.mark.parametrize("case, message", [

@@ -20,8 +20,10 @@ and `variants.md` sets every variant against the main run:
   same way when both runs recorded `per_image_components.csv`; otherwise the difference
   of the two means with the interval of independent samples, sqrt(h_main² + h_variant²)
   from each run's own half-width, which is wider than a paired one would be;
-- seeds: variants that change `train.seed` alone are also pooled with the main run
-  into mean ± sample sd across seeds, the spread that a retrained GAN adds.
+- seeds: runs that differ only in `train.seed` are pooled into mean ± sample sd across
+  seeds, the spread that a retrained GAN adds: the main run with the variants that change
+  the seed alone, and each other setting run with several seeds (`holes.train_mix=0.1`
+  with seeds 0 and 1), so a setting is read against the seeds' spread, not one run.
 """
 
 from __future__ import annotations
@@ -189,26 +191,50 @@ def variant_section(out: Path, folder: Path, cards: Cards, bootstrap) -> list[st
     return lines
 
 
-def seed_lines(out: Path, seeds: dict[int, Path], cards: Cards) -> list[str]:
-    """Mean ± sample sd across seeds of each learned method's mean PSNR per region and component."""
-    values: dict[str, dict[str, list[float]]] = {}
-    for folder in seeds.values():
-        per_image = _read(folder / "per_image.csv")
-        components = pd.read_csv(folder / "tables" / COMPONENT_TABLE)
-        for method in (m for m in cards.learned() if m in set(per_image["method"])):
-            row = values.setdefault(method, {})
-            for column, label in RANDOM_COLUMNS.items():
-                if column.endswith("psnr"):
-                    row.setdefault(label, []).append(float(_metric(per_image, method, column).mean()))
-            for _, component in components[components["Method"] == cards.display(method)].iterrows():
-                row.setdefault(f"{component['Component']} hole PSNR", []).append(float(component[COMPONENT_PSNR]))
+def setting(changed: dict[str, list]) -> str:
+    """What a variant changes besides the training seed, `key=value` joined ('' for the profile itself)."""
+    return ", ".join(f"{key}={new}" for key, (_, new) in sorted(changed.items()) if key != "train.seed")
+
+
+def seed_groups(out: Path, folders: list[Path]) -> dict[str, dict[int, Path]]:
+    """{setting: {seed: folder}} of every setting that ran with more than one training seed; the
+    main run and the variants that change `train.seed` alone make up the profile's setting ''."""
+    groups: dict[str, dict[int, Path]] = {"": {json.loads((out / "run.json").read_text()).get("seed", 0): out}}
+    for folder in folders:
+        info = json.loads((folder / "run.json").read_text())
+        seed = info.get("seed", info["changed"].get("train.seed", [0, 0])[1])
+        groups.setdefault(setting(info["changed"]), {})[int(seed)] = folder
+    return {name: seeds for name, seeds in groups.items() if len(seeds) > 1}
+
+
+def seed_lines(groups: dict[str, dict[int, Path]], cards: Cards) -> list[str]:
+    """Mean ± sample sd across seeds of each learned method's mean PSNR per region and component,
+    one row per method and setting."""
+    values: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for name, seeds in groups.items():
+        for folder in seeds.values():
+            per_image = _read(folder / "per_image.csv")
+            components = pd.read_csv(folder / "tables" / COMPONENT_TABLE)
+            for method in (m for m in cards.learned() if m in set(per_image["method"])):
+                row = values.setdefault((method, name), {})
+                for column, label in RANDOM_COLUMNS.items():
+                    if column.endswith("psnr"):
+                        row.setdefault(label, []).append(float(_metric(per_image, method, column).mean()))
+                for _, component in components[components["Method"] == cards.display(method)].iterrows():
+                    row.setdefault(f"{component['Component']} hole PSNR", []).append(
+                        float(component[COMPONENT_PSNR]))
     labels = list(next(iter(values.values())))
-    lines = ["## Seeds", "", f"Training seeds {', '.join(map(str, seeds))}: the main run and every variant that "
-             "changes `train.seed` alone. Mean ± sample standard deviation across seeds of each mean PSNR (dB), "
-             "random holes then whole components.", "",
-             "| Model | " + " | ".join(labels) + " |", "| --- |" + " ---: |" * len(labels)]
-    for method, row in values.items():
-        lines.append(f"| {cards.display(method)} | " + " | ".join(
+    lines = ["## Seeds", "",
+             "Every setting that ran with more than one training seed: the study profile (the main run and "
+             "the variants that change `train.seed` alone) and each set of params changed alike. Mean ± "
+             "sample standard deviation across seeds of each mean PSNR (dB), random holes then whole "
+             "components. With a few seeds per setting there is no test: read a setting's row against the "
+             "profile's, and each run's values against the seeds' range in the sections above.", "",
+             "| Model | Setting | Seeds | " + " | ".join(labels) + " |",
+             "| --- | --- | --- |" + " ---: |" * len(labels)]
+    for (method, name), row in sorted(values.items(), key=lambda item: cards.learned().index(item[0][0])):
+        seeds = ", ".join(map(str, groups[name]))
+        lines.append(f"| {cards.display(method)} | {name or 'study profile'} | {seeds} | " + " | ".join(
             f"{np.mean(row[label]):.2f} ± {np.std(row[label], ddof=1):.2f}" for label in labels) + " |")
     return lines + [""]
 
@@ -224,14 +250,9 @@ def variants_markdown(out: Path, bootstrap) -> str | None:
              "pairs as the main run (run.md). Every difference is variant − main.", ""]
     for folder in folders:
         lines += variant_section(out, folder, cards, bootstrap)
-    main_seed = json.loads((out / "run.json").read_text()).get("seed", 0)
-    seeds = {main_seed: out}
-    for folder in folders:
-        changed = json.loads((folder / "run.json").read_text())["changed"]
-        if set(changed) == {"train.seed"}:
-            seeds[int(changed["train.seed"][1])] = folder
-    if len(seeds) > 1:
-        lines += seed_lines(out, seeds, cards)
+    groups = seed_groups(out, folders)
+    if groups:
+        lines += seed_lines(groups, cards)
     return "\n".join(lines)
 
 
