@@ -162,16 +162,25 @@ def _ops_text(ops: list[list]) -> str:
     return ", ".join(f"`{op.removeprefix('aten::')}` {ms:.0f} ms ({share:.0%})" for op, ms, share in ops)
 
 
-def study_section(steps: int, peaks: dict[str, float], auto: str) -> tuple[str, list[Check]]:
-    """The study profile's step per method and variant, with the speed-up of `auto` over `before`."""
-    rows, ops_rows, sums = [], [], {variant: 0.0 for variant in VARIANTS}
+def study_steps(steps: int, variants: tuple[str, ...], top_ops: tuple[str, ...] = (),
+                env: dict[str, str] | None = None, label: str = "") -> tuple[list[tuple], dict[str, float]]:
+    """[(method, {variant: child result}, {variant: median step s})] for every study method, and
+    the median steps summed over the methods per variant."""
+    measured = []
     for name in study_methods():
         results = {variant: measure(name, steps, STUDY_BATCH, STUDY_SIZE, "study", variant,
-                                    top_ops=variant in ("before", auto)) for variant in VARIANTS}
+                                    top_ops=variant in top_ops, env=env) for variant in variants}
         step = {variant: median(r["seconds"]) for variant, r in results.items()}
-        for variant in VARIANTS:
-            sums[variant] += step[variant]
-        say(f"training: study {name}: " + ", ".join(f"{v} {step[v]:.3f} s" for v in VARIANTS))
+        say(f"training: study {name}{label}: " + ", ".join(f"{v} {step[v]:.3f} s" for v in variants))
+        measured.append((name, results, step))
+    return measured, {variant: sum(step[variant] for _, _, step in measured) for variant in variants}
+
+
+def study_section(steps: int, peaks: dict[str, float], auto: str) -> tuple[str, list[Check]]:
+    """The study profile's step per method and variant, with the speed-up of `auto` over `before`."""
+    rows, ops_rows = [], []
+    measured, sums = study_steps(steps, VARIANTS, top_ops=("before", auto))
+    for name, results, step in measured:
         flops = results["float32"]["flops"]
         rates = {v: flops / step[v] / 1e9 for v in VARIANTS}
         rows.append([name, fmt(flops / 1e9), *(fmt(step[v]) for v in VARIANTS),
@@ -209,18 +218,13 @@ def study_section(steps: int, peaks: dict[str, float], auto: str) -> tuple[str, 
 def avx2_section(steps: int) -> tuple[str, list[Check]]:
     """The study step without native bfloat16, where `auto` is float32: `before` and `float32` on this
     CPU limited to AVX2, the stand-in for a CPU that has neither AMX nor AVX512."""
-    rows, sums = [], {"before": 0.0, "float32": 0.0}
-    for name in study_methods():
-        results = {variant: measure(name, steps, STUDY_BATCH, STUDY_SIZE, "study", variant, env=AVX2_ONLY)
-                   for variant in sums}
+    rows = []
+    measured, sums = study_steps(steps, ("before", "float32"), env=AVX2_ONLY, label=", AVX2 only")
+    for name, results, step in measured:
         ran_at = {r["capability"] for r in results.values()}
         if ran_at != {"AVX2"}:
             raise RuntimeError(f"training: {name}'s AVX2-only steps ran at {ran_at}: this torch ignores "
                                "ATEN_CPU_CAPABILITY, so the stand-in would measure this CPU as it is")
-        step = {variant: median(r["seconds"]) for variant, r in results.items()}
-        for variant in sums:
-            sums[variant] += step[variant]
-        say(f"training: study {name}, AVX2 only: before {step['before']:.3f} s, float32 {step['float32']:.3f} s")
         rows.append([name, fmt(step["before"]), fmt(step["float32"]), f"{step['before'] / step['float32']:.2f}×"])
     speedup = sums["before"] / sums["float32"]
     rows.append(["**sum**", fmt(sums["before"]), fmt(sums["float32"]), f"**{speedup:.2f}×**"])
