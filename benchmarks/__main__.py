@@ -19,11 +19,32 @@ import sys
 import traceback
 from pathlib import Path
 
-from benchmarks.common import CHECK_HEADERS, REPORT, check_rows, machine, say, table, write_report
+from benchmarks.common import CHECK_HEADERS, REPORT, ROOT, check_rows, machine, say, table, write_report
+from fgi import records
 
 DEFAULT = ("prepare", "evaluate", "inference", "training")
 AVAILABLE = DEFAULT + ("e2e",)
 QUICK_NOTE = "**Quick run (`--quick`, small counts): a smoke test, not a measurement.**"
+# The code each section measures (fgi.records): the benchmark's import closure, the methods it
+# builds, and what it reads as it is. `fgi records` lists a section stale when any of it changes.
+WHOLE_REPOSITORY = ["fgi", "stages", "tests", "dvc.yaml", "params.yaml", "Makefile", "pyproject.toml",
+                    "requirements.lock", ".ci/run"]
+CLOSURES = {
+    "prepare": {"modules": ["benchmarks.prepare"], "paths": ["configs/paper.yaml"]},
+    "evaluate": {"modules": ["benchmarks.evaluate"], "paths": ["configs/paper.yaml"]},
+    "inference": {"modules": ["benchmarks.inference", "fgi.cli"], "methods": True, "paths": ["configs/paper.yaml"]},
+    "training": {"modules": ["benchmarks.training"], "methods": True,
+                 "paths": ["configs/paper.yaml", "configs/study.yaml"]},
+    "e2e": {"modules": ["benchmarks.e2e"], "paths": WHOLE_REPOSITORY},  # `make repro` and `make test` run it all
+}
+
+
+def stamp_section(name: str, out: Path, quick: bool) -> None:
+    if out.resolve() != REPORT.resolve():
+        return  # a report written elsewhere is no committed record
+    records.stamp(ROOT, f"bench/{name}", [f"{REPORT.relative_to(ROOT).as_posix()}{records.SECTION}{name}"],
+                  f"python -m benchmarks {name}{' --quick' if quick else ''}", CLOSURES[name],
+                  params_file="configs/paper.yaml", machine=machine(), note="quick: a smoke run" if quick else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             section.body = f"{QUICK_NOTE}\n\n{section.body}"
         sections.append(section)
         write_report(args.out, [section])  # after each one, so an interrupted run keeps what it measured
+        stamp_section(name, args.out, args.quick)
         say(f"\n{table(CHECK_HEADERS, check_rows(section.checks))}\n")
 
     rows = [row for section in sections for row in check_rows(section.checks, section.name)]

@@ -8,6 +8,7 @@
     fgi study record [--ablation] [--wall-s S]   copy the CPU study's outputs into docs/study/
     fgi seeds [--out reports]    mean ± sd across training seeds run as DVC experiments
     fgi serve [--port 8765]      paint a hole on your own photo, compare every method in the browser
+    fgi records [--check]        each committed record (study, benchmarks, seeds, figures) as current or stale
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 
 from pathlib import Path
 
+from fgi import records
 from fgi.apps import inpaint, serve, ui
 from fgi.config import ParamsError, check_all, load_params
 from fgi.errors import UserError, exits_cleanly
@@ -82,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--params", default="params.yaml", help="its eval.bootstrap sets the intervals")
     rebuild.set_defaults(run=cmd_tables)
 
-    for module in (inpaint, study, seeds, serve):
+    for module in (inpaint, study, seeds, serve, records):
         module.register(commands)
     return parser
 

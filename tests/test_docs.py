@@ -5,6 +5,9 @@
 * A number quoted from a generated file is in that file: every number in a sentence of README.md or
   docs/*.md that links a file of docs/study/ or reports/ must appear in one of the files the sentence
   links. Quote a figure in the sentence that links its file, in the file's own digits.
+* A number quoted from a stale record says so: where a sentence quotes a number from a file of a
+  record that `fgi records` lists as stale (docs/records.json: its code changed since), the same
+  sentence names the record's commit, "(recorded at 7abde3b, before ...)".
 * README.md stays within 2,500 words (as `wc -w` counts them).
 * Every relative link of README.md and docs/*.md resolves to a file or folder, and an anchor to a
   heading of its page.
@@ -17,6 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
+
+from fgi import records
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -216,6 +221,61 @@ def test_a_changed_number_is_caught():
     present = set().union(*(numbers_in_file(source) for source in sources))
     changed = next(f"{number}{digit}" for digit in "123456789" if f"{number}{digit}" not in present)
     assert unquoted(sentence.replace(number, changed), sources) == [changed]
+
+
+# ----------------------------------------------------------------------------- stale records
+
+RECORDED_AT = re.compile(r"recorded at ([0-9a-f]{7,12})")
+
+
+@lru_cache(maxsize=None)
+def record_statuses() -> tuple[records.Status, ...]:
+    return tuple(records.statuses(REPO))
+
+
+def unmarked_stale_quotes(sentence: str, sources: list[Path], statuses) -> list[str]:
+    """The stale records `sentence` quotes a number from without naming their commit. Of records
+    that are sections of one file, those holding the most of the sentence's measured numbers (with
+    a decimal part, where it has any) count."""
+    quoted = quoted_numbers(sentence)
+    measured = {n for n in quoted if "." in n} or quoted  # 0.117 names a section; 2 or 256 do not
+    marks = RECORDED_AT.findall(sentence)
+    candidates = [(status, record_file) for source in sources
+                  for status, record_file in records.covering(list(statuses), relative(source))]
+    held = {record_file: len(measured & numbers(records.section_text(REPO, record_file)))
+            for _, record_file in candidates if records.SECTION in record_file}
+    found = []
+    for status, record_file in candidates:
+        if records.SECTION in record_file and not 0 < held[record_file] == max(held.values()):
+            continue  # the sentence quotes another section of the file (or none)
+        if quoted and status.stale and not any(status.commit.startswith(mark) for mark in marks) \
+                and status.name not in found:
+            found.append(status.name)
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES, ids=relative)
+def test_a_number_from_a_stale_record_says_when_it_was_recorded(page):
+    wrong = [f"{', '.join(names)} (stale: `fgi records`): {sentence[:160]}" for sentence, sources in quotes(page)
+             if (names := unmarked_stale_quotes(sentence, sources, record_statuses()))]
+    assert not wrong, (f"{relative(page)} quotes stale records without '(recorded at <commit>, before <change>)':\n"
+                       + "\n".join(wrong))
+
+
+def test_a_planted_quote_from_a_stale_record_is_refused():
+    stale = records.Status("bench/planted", {"files": ["reports/bench.md#evaluate"], "commit": "4e32d0aea667"},
+                           changed=["fgi/evaluation/metrics.py"])
+    current = records.Status("bench/planted", stale.entry)
+    section = records.section_text(REPO, "reports/bench.md#evaluate")
+    number = sorted(numbers(section) - numbers_in_file(REPO / "README.md"), key=len)[-1]
+    sentence = f"Ours scored {number} ([bench](reports/bench.md))."
+    sources = linked_sources(sentence, README)
+    assert unmarked_stale_quotes(sentence, sources, [current]) == []
+    assert unmarked_stale_quotes(sentence, sources, [stale]) == ["bench/planted"]
+    marked = f"Ours scored {number} (recorded at 4e32d0a, before a faster metric) ([bench](reports/bench.md))."
+    assert unmarked_stale_quotes(marked, sources, [stale]) == []
+    elsewhere = f"Ours scored {number} (recorded at 1234567) ([bench](reports/bench.md))."
+    assert unmarked_stale_quotes(elsewhere, sources, [stale]) == ["bench/planted"]
 
 
 # ----------------------------------------------------------------------------- length and links

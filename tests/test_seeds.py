@@ -68,3 +68,23 @@ def test_a_section_no_stage_reads_does_not_split_the_seeds():
     shown = exp_show()
     shown[0]["data"]["params"]["params.yaml"]["data"]["serve"] = {"max_pixels": 1000}  # edited after queueing
     assert sorted(seeds.seed_runs(seeds.experiments(shown))) == [0, 1, 2]
+
+
+def test_every_value_behind_the_mean_is_a_row_per_method_and_seed():
+    runs = seeds.seed_runs(seeds.experiments(exp_show()))
+    per_seed = seeds.per_seed_frame(runs, built_in_cards())
+    assert list(per_seed[["Method", "Seed"]].itertuples(index=False, name=None)) == [
+        ("CE", 0), ("CE", 1), ("CE", 2), ("Ours", 0), ("Ours", 1), ("Ours", 2)]
+    ours = per_seed[per_seed["Method"] == "Ours"]
+    assert list(ours["full psnr"]) == [24.0, 25.0, 26.5] and list(ours["hole psnr"]) == [19.0, 20.0, 21.5]
+    frame = seeds.seeds_frame(runs, built_in_cards())  # the ± of seeds.md comes from exactly these rows
+    assert frame.loc[frame["Method"] == "Ours", "full PSNR ↑ sd"].item() == pytest.approx(ours["full psnr"].std())
+
+
+def test_the_order_under_each_seed_is_written_and_a_changed_order_is_shown_per_seed():
+    runs = seeds.seed_runs(seeds.experiments(exp_show()))
+    lines = seeds.orders(seeds.per_seed_frame(runs, built_in_cards()))
+    assert lines[0] == "- full PSNR: the same order under every seed: Ours > CE"
+    runs[1]["table1_full"]["ce"]["psnr"] = 30.0  # CE ahead under seed 1 only
+    lines = seeds.orders(seeds.per_seed_frame(runs, built_in_cards()))
+    assert lines[0] == "- full PSNR: seed 0: Ours > CE; seed 1: CE > Ours; seed 2: Ours > CE"

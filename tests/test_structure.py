@@ -7,10 +7,8 @@
 2. fgi's modules import only from their own layer or lower ones (LAYERS), form no
    import cycle, and import no module that does not exist.
 
-Imports are read with `ast`: every import in a file counts, also inside a function
-(it runs when the function does), except under `if TYPE_CHECKING:`. The one import
-`ast` cannot see, the method module the registry loads with importlib, is asked of
-the registry itself.
+Imports are read with `ast` by fgi.codebase. The one import `ast` cannot see, the
+method module the registry loads with importlib, is asked of the registry itself.
 """
 
 from __future__ import annotations
@@ -18,14 +16,14 @@ from __future__ import annotations
 import ast
 import os
 import posixpath
-from collections import deque
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
 
+from fgi import codebase
+
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("fgi", "stages")  # the top-level packages whose files are this repo's code
+PACKAGES = ("fgi", "stages")  # the top-level packages a stage's code may come from
 
 # Modules a stage may import without listing them in its deps: none can change an output
 # DVC tracks. A file whose body is at most a docstring (an empty `__init__.py`) needs no
@@ -42,8 +40,8 @@ EXEMPT = {
 # its own layer or lower ones. "x" matches module x only, "x.*" every module below x; an
 # exact entry beats a ".*" one, a longer ".*" one a shorter.
 LAYERS = (
-    ("fgi", "fgi.errors", "fgi.files", "fgi.progress"),
-    ("fgi.config", "fgi.schema", "fgi.methods", "fgi.tracking", "fgi.stage"),  # fgi.methods: the registry
+    ("fgi", "fgi.errors", "fgi.files", "fgi.progress", "fgi.codebase"),
+    ("fgi.config", "fgi.schema", "fgi.methods", "fgi.tracking", "fgi.stage", "fgi.records"),  # fgi.methods: the registry
     ("fgi.data", "fgi.data.*"),
     ("fgi.methods.*", "fgi.inference"),
     ("fgi.evaluation", "fgi.evaluation.*"),
@@ -54,68 +52,26 @@ LAYERS = (
 
 
 # ----------------------------------------------------------------------- the import scanner
+# fgi.codebase reads imports with `ast`; fgi.records stamps committed records with the same closure.
 
-@lru_cache(maxsize=None)
 def module_file(name: str) -> Path | None:
-    """This repo's file of module `name` (`x.py` or `x/__init__.py`), or None."""
-    parts = name.split(".")
-    if parts[0] not in PACKAGES:
-        return None
-    base = REPO.joinpath(*parts)
-    return next((p for p in (base.with_name(parts[-1] + ".py"), base / "__init__.py") if p.is_file()), None)
+    return codebase.module_file(REPO, name)
 
 
-@lru_cache(maxsize=None)
 def tree(path: Path) -> ast.Module:
-    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return codebase.tree(path)
 
 
 def inert(file: str) -> bool:
     return all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in tree(REPO / file).body)
 
 
-@lru_cache(maxsize=None)
 def imports(name: str) -> frozenset[str]:
-    """The modules of PACKAGES that module `name` imports by name, existing or not (their
-    parent packages not added)."""
-    path = module_file(name)
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: list[str] = []
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.Import):
-            found.extend(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative: level - 1 packages up from this module's package
-                up = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(up + ([node.module] if node.module else []))
-            for alias in node.names:  # `from pkg import sub` imports module pkg.sub if there is one
-                sub = f"{base}.{alias.name}"
-                found.append(sub if alias.name != "*" and module_file(sub) else base)
-        typing_only = isinstance(node, ast.If) and "TYPE_CHECKING" in (
-            getattr(node.test, "id", None), getattr(node.test, "attr", None))
-        for child in node.orelse if typing_only else ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree(path))
-    return frozenset(m for m in found if m.split(".")[0] in PACKAGES)
+    return codebase.imports(REPO, name)
 
 
 def closure(roots: list[list[str]]) -> dict[str, list[str]]:
-    """Every repo file that importing the roots runs -> the shortest import chain reaching it.
-    A root is a chain ending in a module: [module], or [how it was found, module]."""
-    chains: dict[str, list[str]] = {}
-    queue = deque((root[-1], root) for root in roots)
-    while queue:
-        name, chain = queue.popleft()
-        parts = name.split(".")
-        for i in range(1, len(parts) + 1):  # importing a.b.c runs a and a.b first
-            module = ".".join(parts[:i])
-            if module not in chains and module_file(module):
-                chains[module] = chain[:-1] + [module]
-                queue.extend((t, chains[module] + [t]) for t in sorted(imports(module)))
-    return {module_file(m).relative_to(REPO).as_posix(): chain for m, chain in chains.items()}
+    return codebase.closure(REPO, roots)
 
 
 # ----------------------------------------------------------------------- deps coverage

@@ -13,7 +13,10 @@ workspace only in `train.seed` (the data and the test pairs stay the same):
 experiment of its commit whose params equal the workspace's except
 `train.seed` (one result per seed), and writes `reports/seeds.{csv,md}`: per
 method, the mean and sample standard deviation across seeds of each table's
-PSNR, SSIM and MAE (Tables 1-3), and how many seeds went into it.
+PSNR, SSIM and MAE (Tables 1-3), and how many seeds went into it;
+`reports/seeds_per_seed.csv`: every value behind them, a row per method and seed;
+and in seeds.md the order of the methods by each region's PSNR under every seed.
+It stamps them as one record (`fgi records`) with the pipeline's code and params.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fgi import files
+from fgi import files, records
 from fgi.errors import UserError
 from fgi.evaluation.cards import CARDS, Cards, load_cards
 from fgi.evaluation.tables import TABLES
+from fgi.inference import cpu_name
 
 METRICS = {"psnr": "PSNR ↑", "ssim": "SSIM ↑", "mae": "MAE ↓"}
 REGION_NAMES = {"table1_full": "full", "table2_foreground": "foreground", "table3_hole": "hole"}
@@ -104,7 +108,37 @@ def seeds_frame(runs: dict[int, dict], cards: Cards) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def to_markdown(frame: pd.DataFrame, seeds: list[int]) -> str:
+def per_seed_frame(runs: dict[int, dict], cards: Cards) -> pd.DataFrame:
+    """A row per method and seed (the tables' order, then the seed): every metric of Tables 1-3 that
+    the run measured, as `<region> <metric>`."""
+    methods = cards.order(m for run in runs.values() for m in run.get("table1_full", {}))
+    rows = []
+    for method in methods:
+        for seed in sorted(runs):
+            row = {"Method": cards.display(method), "Seed": seed}
+            for table, region in REGION_NAMES.items():
+                for metric, value in runs[seed].get(table, {}).get(method, {}).items():
+                    row[f"{region} {metric}"] = value
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def orders(per_seed: pd.DataFrame) -> list[str]:
+    """Per region, the methods by PSNR (best first) under each seed, and whether every seed agrees."""
+    lines = []
+    for region in REGION_NAMES.values():
+        column = f"{region} psnr"
+        if column not in per_seed:
+            continue
+        by_seed = {seed: " > ".join(group.sort_values(column, ascending=False)["Method"])
+                   for seed, group in per_seed.dropna(subset=[column]).groupby("Seed")}
+        same = len(set(by_seed.values())) == 1
+        lines.append(f"- {region} PSNR: " + ("the same order under every seed: " + next(iter(by_seed.values()))
+                                            if same else "; ".join(f"seed {s}: {o}" for s, o in by_seed.items())))
+    return lines
+
+
+def to_markdown(frame: pd.DataFrame, seeds: list[int], per_seed: pd.DataFrame | None = None) -> str:
     names = [c[:-5] for c in frame.columns if c.endswith(" mean")]
     lines = ["### Across training seeds: mean ± standard deviation", "",
              "| Method | Seeds | " + " | ".join(names) + " |", "| --- | ---: |" + " ---: |" * len(names)]
@@ -115,9 +149,12 @@ def to_markdown(frame: pd.DataFrame, seeds: list[int]) -> str:
             digits = 4 if abs(mean) < 1 else 2
             cells.append("n/a" if np.isnan(mean) else f"{mean:.{digits}f}" + ("" if np.isnan(sd) else f" ± {sd:.{digits}f}"))
         lines.append(f"| {row['Method']} | {row['Seeds']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines + ["", f"Training seeds (`train.seed`): {', '.join(map(str, seeds))}; the same data and "
-                              "test pairs for every seed. ± is the sample standard deviation across seeds (n − 1), "
-                              "not an interval over test pairs (those are in Tables 1-4).", ""])
+    lines += ["", f"Training seeds (`train.seed`): {', '.join(map(str, seeds))}; the same data and "
+              "test pairs for every seed. ± is the sample standard deviation across seeds (n − 1), "
+              "not an interval over test pairs (those are in Tables 1-4). Every value behind it: seeds_per_seed.csv.", ""]
+    if per_seed is not None:
+        lines += ["### Order of the methods under each seed", "", *orders(per_seed), ""]
+    return "\n".join(lines)
 
 
 def dvc_exp_show(root: Path, all_commits: bool = False) -> list[dict]:
@@ -136,11 +173,18 @@ def cmd_seeds(args: argparse.Namespace) -> int:
     if len(runs) < 2:
         raise UserError(f"found {len(runs)} training seed(s) of this workspace's params; queue more with "
                         "`dvc exp run --queue -S train.seed=1` and run them with `dvc exp run --run-all`")
-    frame = seeds_frame(runs, load_cards(Path("reports") / CARDS))
+    cards = load_cards(Path("reports") / CARDS)
+    frame, per_seed = seeds_frame(runs, cards), per_seed_frame(runs, cards)
     out = Path(args.out)
-    markdown = to_markdown(frame, sorted(runs))
-    files.write_text_atomic(out / "seeds.csv", frame.to_csv(index=False))
-    files.write_text_atomic(out / "seeds.md", markdown)
+    markdown = to_markdown(frame, sorted(runs), per_seed)
+    written = {"seeds.csv": frame.to_csv(index=False), "seeds_per_seed.csv": per_seed.to_csv(index=False),
+               "seeds.md": markdown}
+    for name, text in written.items():
+        files.write_text_atomic(out / name, text)
+    if out.resolve() == (Path("reports")).resolve():
+        records.stamp(Path("."), "seeds", [f"reports/{name}" for name in written], "make seeds (fgi seeds)",
+                      {"pipeline": True, "modules": ["fgi.evaluation.seeds"]}, params_file="params.yaml",
+                      machine=cpu_name())
     print(markdown)
     return 0
 
