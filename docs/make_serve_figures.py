@@ -1,13 +1,16 @@
-"""The README's figures for `fgi inpaint --face-crop` and `fgi serve`, from the trained models.
+"""The README's figures from the demo's trained models, each stamped as a record (`fgi records`).
 
-    .venv/bin/python docs/make_serve_figures.py        # after `make repro`; writes docs/face_crop.png, docs/serve.png
+    .venv/bin/python docs/make_serve_figures.py        # after `make repro`
 
 face_crop.png: scikit-image's astronaut (512², a real photo that ships with the
 package) with a stroke painted over her face, inpainted by models/ours as a
-whole image (resized to the model's size, the default of `fgi inpaint`) and on
-the face-aware crop (`--face-crop`), each shown around the face.
+whole image (resized to the model's size, the default of `fgi inpaint`), then by
+every method of the run on the face-aware crop (`--face-crop`), each shown
+around the face.
 serve.png: the app in Debian's Chromium after painting the same photo and
 running every method with the face crop on (needs `playwright`).
+demo_fig4.png, demo_fig6.png: the demo's Fig. 4 and component figure, copied
+from reports/figures/ so that the README and docs/results.md show them.
 """
 
 import sys
@@ -24,6 +27,7 @@ from skimage import data  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fgi import records  # noqa: E402
 from fgi.apps import serve  # noqa: E402
 from fgi.config import load_params  # noqa: E402
 from fgi.apps.facecrop import inpaint_cropped  # noqa: E402
@@ -44,26 +48,33 @@ def stroke_hole(shape) -> np.ndarray:
 def face_crop_figure(out: Path) -> None:
     photo = data.astronaut()  # (512, 512, 3)
     hole = stroke_hole(photo.shape)
-    _, generator, size = load_generator(ROOT / "models" / "ours")
-    model = lambda image, crop_hole: inpaint_image(generator, size, image, crop_hole, precision="float32")  # noqa: E731
-    whole, _ = inpaint_cropped(model, Image.fromarray(photo), hole, face_crop=False)
-    cropped, crop = inpaint_cropped(model, Image.fromarray(photo), hole)
+    params = load_params(ROOT / "params.yaml")
+    methods = serve.find_methods(params, ROOT / "models", {})
+    ours = methods[next(name for name in params.methods if name == "ours")]  # the seed paper's
+    whole, _ = ours.run(Image.fromarray(photo), hole, False, serve.FACE_SCALE)
     shown = photo.copy()
     shown[hole] = (255, 0, 0)
-    panels = [("photo and hole (red)", shown), (f"whole image at {size}² (default)", np.asarray(whole)),
-              (f"--face-crop: {crop.side}² square at {size}²", np.asarray(cropped))]
-    figure, axes = plt.subplots(1, 3, figsize=(10.5, 3.9), dpi=110)
-    for axis, (title, pixels) in zip(axes, panels):
+    panels = [("photo and hole (red)", shown), (f"{ours.label}: whole image (default)", np.asarray(whole))]
+    crop = None
+    for name in params.methods:
+        if name in methods:
+            cropped, crop = methods[name].run(Image.fromarray(photo), hole, True, serve.FACE_SCALE)
+            panels.append((f"{methods[name].label}: --face-crop", np.asarray(cropped)))
+    columns = 4
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.7 * rows), dpi=100)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, (title, pixels) in zip(axes.flat, panels):
         axis.imshow(pixels[VIEW])
         axis.set_title(title, fontsize=9)
-        axis.axis("off")
     left, top, right, bottom = crop.box
-    axes[0].add_patch(plt.Rectangle((left - VIEW[1].start, top - VIEW[0].start), right - left, bottom - top,
-                                    fill=False, edgecolor="yellow", linewidth=1.2))
-    figure.suptitle(f"models/ours on a real photo; {crop.describe()}", fontsize=8)
-    figure.tight_layout()
+    axes.flat[0].add_patch(plt.Rectangle((left - VIEW[1].start, top - VIEW[0].start), right - left, bottom - top,
+                                         fill=False, edgecolor="yellow", linewidth=1.2))
+    figure.suptitle(f"the demo's models on a real photo; {crop.describe()}", fontsize=9)
+    figure.tight_layout(h_pad=2.0)
     figure.savefig(out)
-    print(f"wrote {out}: {crop.describe()}")
+    print(f"wrote {out}: {len(panels) - 2} methods; {crop.describe()}")
 
 
 def screenshot(out: Path, tmp: Path) -> None:
@@ -97,9 +108,32 @@ def screenshot(out: Path, tmp: Path) -> None:
     print(f"wrote {out}")
 
 
-if __name__ == "__main__":
+# What the figures ran: the demo's stages up to the trained models (face_crop, serve) or all of them
+# (the copied report figures), and the apps' code.
+MODELS = ["fetch_*", "manifest", "prepare", "foreground", "holes*", "weights", "train@*"]
+APPS = {"modules": ["fgi.apps.serve", "fgi.apps.facecrop", "fgi.apps.inpaint"],
+        "paths": ["fgi/apps/web", "docs/make_serve_figures.py"]}
+DEMO_FIGURES = {"demo_fig4.png": "fig4_comparison.png", "demo_fig6.png": "fig6_components.png"}
+
+
+def main() -> None:
+    import shutil
     import tempfile
+
+    from fgi.inference import cpu_name
 
     face_crop_figure(ROOT / "docs" / "face_crop.png")
     with tempfile.TemporaryDirectory() as folder:
         screenshot(ROOT / "docs" / "serve.png", Path(folder))
+    made = "make repro, then .venv/bin/python docs/make_serve_figures.py"
+    records.stamp(ROOT, "figures/apps", ["docs/face_crop.png", "docs/serve.png"], made,
+                  {"pipeline": MODELS, **APPS}, params_file="params.yaml", machine=cpu_name())
+    for copy, original in DEMO_FIGURES.items():
+        shutil.copyfile(ROOT / "reports" / "figures" / original, ROOT / "docs" / copy)
+    records.stamp(ROOT, "figures/demo", [f"docs/{copy}" for copy in DEMO_FIGURES], made,
+                  {"pipeline": True, "paths": ["docs/make_serve_figures.py"]}, params_file="params.yaml",
+                  machine=cpu_name())
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,8 @@ code and `dvc status` says when they are stale.
 `docs/records.json` holds one stamp per record: the files it covers, the command that made it,
 the commit it ran, and git's hash of every file of its code closure, with the params it read:
 
-    closure.pipeline   the code deps of every stage of dvc.lock (a record made through `dvc repro`)
+    closure.pipeline   the code deps of the stages of dvc.lock (a record made through `dvc repro`):
+                       true for every stage, or a list of names and patterns ("train@*")
     closure.modules    the import closure of these modules (fgi.codebase, as the deps test reads it)
     closure.methods    and the module of every method of `params_file`'s `methods`
     closure.paths      and these files or folders as they are (a Makefile, a profile, web assets)
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import fnmatch
 import json
 import subprocess
 import tarfile
@@ -103,14 +105,20 @@ def lock_stages(root: Path) -> dict:
     return yaml.safe_load(lock.read_text(encoding="utf-8")).get("stages", {})
 
 
-def pipeline_code(root: Path) -> list[str]:
+def _stages(root: Path, which) -> list[dict]:
+    """The dvc.lock stages `which` names: True for all, else a list of names or patterns (train@*)."""
+    return [stage for name, stage in lock_stages(root).items()
+            if which is True or any(fnmatch.fnmatchcase(name, pattern) for pattern in which)]
+
+
+def pipeline_code(root: Path, which=True) -> list[str]:
     """The code files that the stages of `root`'s dvc.lock depend on, folders expanded."""
-    deps = {dep["path"] for stage in lock_stages(root).values() for dep in stage.get("deps", [])}
+    deps = {dep["path"] for stage in _stages(root, which) for dep in stage.get("deps", [])}
     return sorted({f for dep in deps if dep.startswith(PIPELINE_CODE) for f in _files_under(root, dep)})
 
 
-def pipeline_params(root: Path) -> list[str]:
-    return sorted({key for stage in lock_stages(root).values()
+def pipeline_params(root: Path, which=True) -> list[str]:
+    return sorted({key for stage in _stages(root, which)
                    for values in (stage.get("params") or {}).values() for key in values})
 
 
@@ -125,7 +133,7 @@ def closure_files(root: Path, closure: dict, params_file: str | None) -> list[st
     """The repo-relative files of a closure spec, read under `root`."""
     found: set[str] = set()
     if closure.get("pipeline"):
-        found.update(pipeline_code(root))
+        found.update(pipeline_code(root, closure["pipeline"]))
     modules = [[m] for m in closure.get("modules", [])]
     if closure.get("methods"):
         modules += [[m] for m in method_modules(root, params_file)]
@@ -169,7 +177,7 @@ def stamp(root: Path, name: str, record_files: list[str], made_by: str, closure:
     with tempfile.TemporaryDirectory() as tmp:
         source = checkout_copy(root, commit, Path(tmp)) if commit else root
         code = {path: content_id(source / path) for path in closure_files(source, closure, params_file)}
-        keys = pipeline_params(source) if closure.get("pipeline") else []
+        keys = pipeline_params(source, closure["pipeline"]) if closure.get("pipeline") else []
         params = run_params(source, params_file, keys, overrides)
         ran = git(root, "rev-parse", "--short=12", commit) if commit else head_commit(root)
         if not commit and any(git(root, "ls-files", "--modified", "--others", "--exclude-standard", "--", p)
