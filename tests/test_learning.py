@@ -1,4 +1,8 @@
-"""Proof that every learned model learns: its real objective, on a fixed batch.
+"""Every learned model can fit (memorise) one fixed batch under its real objective.
+
+These tests train and measure on the same batch: they show that each model and its objective
+learn from the input well enough to beat any input-blind generator on it, not that a model
+generalises to faces it was not trained on.
 
 Each test builds the model from the demo profile's section (`params.yaml`,
 width 0.25) at 32², runs `fgi.methods.base` training steps (the same `step` the
@@ -33,8 +37,8 @@ holes): the mean real score must exceed the mean fill score by
 adversary that is upside down, as its loss with real and fake swapped makes it,
 scores the fills above the faces. LaMa's discriminator is scored on its training faces and raw
 predictions instead (`ADVERSARY_ON_TRAINING`). Ours trains its critic at `OURS_LR_D` here:
-the paper's 1e-12 leaves the critic where it started (docs/fidelity.md), so at that rate no
-break of the critic could show.
+at the paper's 1e-12 the critic stays at its clipped random initialisation
+(tests/test_critic_rate.py), so at that rate no break of the critic could show.
 
 Hole PSNR alone does not separate a GC trained on swapped masks: GC's L1
 covers the whole image, so the swapped run still learns every pixel of four
@@ -74,7 +78,7 @@ FACES = 2  # the batch holds these and their negatives
 EVALUATIONS = 16  # hole PSNR measured this many times, evenly over the run
 STEPS = {"ours": 80, "ce": 80, "pconv": 80, "gc": 600, "lama": 120}
 # Margins sit between the best broken run and the intact run measured by
-# check_learning_breaks.py (docs/fidelity.md: "Every model learns").
+# check_learning_breaks.py (docs/fidelity.md: "Every model fits one batch").
 MARGIN_DB = {"ours": 6.0, "ce": 6.0, "pconv": 6.0, "gc": 1.5, "lama": 6.0}
 # GC learns slowly from its released initialisation (each gated layer shrinks the activations
 # ~3x), and on four images its hinge GAN term, weighted like L1, keeps the refined output near
