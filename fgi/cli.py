@@ -47,9 +47,10 @@ def cmd_tables(args: argparse.Namespace) -> int:
     if not (reports / "per_image.csv").is_file():
         raise UserError(f"{reports / 'per_image.csv'}: not found; run `dvc repro evaluate` first")
     bootstrap = load_params(args.params).eval.bootstrap
-    count = len(rebuild(reports, bootstrap)) + 2  # Tables 1-3 measured, Tables 4 and 5 derived
-    count += 2 if components.rebuild(reports, bootstrap) is not None else 0
-    print(f"rebuilt {count} tables in {reports / 'tables'}")
+    rebuild(reports, bootstrap)
+    components.rebuild(reports, bootstrap)
+    names = sorted(path.stem for path in (reports / "tables").glob("*.md"))
+    print(f"rebuilt {len(names)} tables in {reports / 'tables'}: {', '.join(names)}")
     return 0
 
 

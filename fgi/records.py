@@ -55,6 +55,13 @@ def git(root: Path, *args: str, binary: bool = False):
     return result.stdout if binary else result.stdout.decode().strip()
 
 
+def is_repository(root: Path) -> bool:
+    """Whether `root` is the top of a git work tree: only there are records committed."""
+    result = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True,
+                            check=False)
+    return result.returncode == 0 and Path(result.stdout.strip()).resolve() == root.resolve()
+
+
 def head_commit(root: Path) -> str:
     return git(root, "rev-parse", "--short=12", "HEAD")
 

@@ -126,3 +126,45 @@ def test_markdown_shows_mean_plus_minus_half_width_and_differences_as_intervals(
     assert r"$\pm$" in (tmp_path / "table1_full.tex").read_text()
     csv = pd.read_csv(tmp_path / "table1_full.csv")
     assert csv.loc[csv["Method"] == "Ours", "PSNR ↑ ci_low"].iloc[0] == pytest.approx(low)
+
+
+# ----------------------------------------------------------------------- two levels: seeds, then pairs
+
+def test_resampled_means_with_every_seed_once_is_the_mean_of_the_seeds_means():
+    values = np.array([[[1.0], [2.0], [6.0]], [[3.0], [4.0], [8.0]]])  # (2 seeds, 3 pairs, 1 method)
+    indices = stats.resample_indices(3, 50, seed=4)
+    expected = (values[0, :, 0][indices].mean(axis=1) + values[1, :, 0][indices].mean(axis=1)) / 2
+    assert stats.resampled_means(values, indices)[:, 0] == pytest.approx(expected)
+
+
+def test_with_identical_seeds_the_two_level_interval_is_the_one_level_paired_one():
+    before = np.array([20.0, 25.0, 22.0, 31.0, 27.0, 24.0, 29.0, 21.0])
+    after = before + np.array([1.0, -0.5, 2.0, 0.5, 3.0, -1.0, 1.5, 0.0])
+    difference, low, high = stats.two_level_difference(np.tile(before, (3, 1)), np.tile(after, (2, 1)), BOOTSTRAP)
+    one_level = stats.percentile_ci(after - before, stats.resample_indices(8, BOOTSTRAP.resamples, BOOTSTRAP.seed),
+                                    BOOTSTRAP.level)
+    assert difference == pytest.approx((after - before).mean())
+    assert (low, high) == pytest.approx(one_level)
+    assert low < difference < high
+
+
+def test_a_constant_shift_gives_exactly_that_shift():
+    pairs = np.array([20.0, 25.0, 22.0, 31.0, 27.0, 24.0])
+    assert stats.two_level_difference(np.tile(pairs, (3, 1)), np.tile(pairs + 2.5, (2, 1)), BOOTSTRAP) == (
+        2.5, 2.5, 2.5)
+
+
+def test_the_seed_level_of_the_interval_by_hand():
+    """The after setting's two seeds sit 0 and 1 above the before setting on every pair, so the pairs
+    cancel and a resample's difference is the share of seed 1 among two draws: 0, 1/2 or 1 with
+    chances 1/4, 1/2, 1/4. Its 95 % interval is [0, 1]; the point is the mean, 1/2."""
+    pairs = np.array([20.0, 25.0, 22.0, 31.0])
+    assert stats.two_level_difference(pairs[None], np.stack([pairs, pairs + 1]), BOOTSTRAP) == (0.5, 0.0, 1.0)
+
+
+def test_seed_draws_are_a_stream_apart_from_the_pair_draws():
+    seeds = stats.seed_draws(3, 200, seed=0, stream=1)
+    assert seeds.shape == (200, 3) and set(np.unique(seeds)) == {0, 1, 2}
+    assert np.array_equal(seeds, stats.seed_draws(3, 200, seed=0, stream=1))  # seeded
+    assert not np.array_equal(seeds, stats.seed_draws(3, 200, seed=0, stream=2))
+    assert not np.array_equal(seeds, stats.resample_indices(3, 200, seed=0))

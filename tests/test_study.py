@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from fgi.evaluation import study
+from fgi.evaluation import study, tables
 from fgi.config import Bootstrap
 from fgi.cli import main as fgi_main
 from conftest import built_in_cards
@@ -33,20 +33,40 @@ def per_image_rows(hole_psnr: dict[str, tuple[float, ...]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_ranking_orders_the_methods_and_measures_the_gap_to_biharmonic_per_bin():
+def test_ranking_orders_the_methods_with_rank_intervals_and_measures_the_gap_to_biharmonic_per_bin():
+    """Within each bin every pair orders the three methods alike, so every resample does too: one
+    rank each, a strict order. Over all four pairs a resample of pairs 2 and 3 only (chance 1/16,
+    over the 2.5 % tail) puts CE first and biharmonic last, and one of pairs 0 and 1 only the
+    reverse: their rank intervals span 1-3, overlap Ours's, and the order is all ties. Ours
+    lies between the two on every pair's mean, so it is second in every resample."""
     frame = per_image_rows({"ours": (20, 22, 30, 32), "ce": (10, 12, 34, 36), "biharmonic": (28, 30, 25, 27)})
-    text = study.ranking_markdown(frame, built_in_cards())
+    text = study.ranking_markdown(frame, built_in_cards(), Bootstrap(resamples=1000, level=0.95, seed=0))
     hole = text.split("## Hole")[1]
     # Small holes: biharmonic 29 > ours 21 > ce 11, gap = 21 - 29; large: ce 35 > ours 31 > biharmonic 26.
-    assert "| (0.01,0.1] | 11.00 | 21.00 | 29.00 | Biharmonic > Ours > CE | -8.00 |" in hole
-    assert "| (0.5,0.6] | 35.00 | 31.00 | 26.00 | CE > Ours > Biharmonic | +9.00 |" in hole
-    assert "| all | 23.00 | 26.00 | 27.50 | Biharmonic > Ours > CE | -1.50 |" in hole
-    assert "| all | 33.00 | 36.00 | 37.50 |" in text.split("## Whole image")[1]
+    assert "| (0.01,0.1] | 11.00 (3) | 21.00 (2) | 29.00 (1) | Biharmonic > Ours > CE | -8.00 |" in hole
+    assert "| (0.5,0.6] | 35.00 (1) | 31.00 (2) | 26.00 (3) | CE > Ours > Biharmonic | +9.00 |" in hole
+    assert "| all | 23.00 (1–3) | 26.00 (2) | 27.50 (1–3) | Biharmonic ≈ Ours ≈ CE | -1.50 |" in hole
+    assert "| all | 33.00 (1–3) | 36.00 (2) | 37.50 (1–3) |" in text.split("## Whole image")[1]
+    assert "Over seeds" not in text  # one run: no seed table
+
+
+def test_ranking_over_seeds_pools_the_runs_and_shows_a_tie_as_a_tie():
+    """Two seeds: Ours is x, then x + 2 (mean x + 1); PConv is x + 1 in both: exactly tied with
+    Ours's mean over the seeds in every resample of pairs, yet a resample of the seeds (seed 0
+    twice, chance 1/4) puts Ours below PConv and one of seed 1 twice above it: both rank 1-2."""
+    x = (20, 22, 30, 32)
+    seeds = {0: per_image_rows({"pconv": tuple(v + 1 for v in x), "ours": x, "ce": (1, 2, 3, 4)}),
+             1: per_image_rows({"pconv": tuple(v + 1 for v in x), "ours": tuple(v + 2 for v in x), "ce": (1, 2, 3, 4)})}
+    text = study.ranking_markdown(seeds[0], built_in_cards(), Bootstrap(resamples=1000, level=0.95, seed=0), seeds)
+    main, pooled = text.split("## Hole")[1].split("Over seeds 0, 1:")
+    assert "| all | 2.50 (3) | 27.00 (1) | 26.00 (2) | PConv > Ours > CE |" in main
+    assert "| all | 2.50 (3) | 27.00 (1–2) | 27.00 (1–2) | PConv ≈ Ours > CE |" in pooled
 
 
 def test_psnr_above_the_cap_counts_as_the_cap_as_in_the_tables():
     frame = per_image_rows({"ours": (float("inf"), 100, 100, 100), "biharmonic": (1, 1, 1, 1)})
-    assert study.psnr_means(frame, "hole/psnr", built_in_cards()).loc["all", "ours"] == pytest.approx(100.0)
+    ranked = tables.rank_frame([frame], Bootstrap(resamples=100, level=0.95, seed=0), built_in_cards())
+    assert ranked.set_index(["Region", "Hole ratio", "Method"]).at[("hole", "all", "Ours"), "PSNR ↑"] == 100.0
 
 
 def test_ablation_compares_the_readings_on_the_same_pairs_and_refuses_other_pairs():
@@ -141,7 +161,8 @@ def test_record_then_ablation_writes_the_study_folder(tmp_path, monkeypatch):
     # The main run's record is untouched by the experiment's.
     assert json.loads((out / "run.json").read_text())["reading"] == "swgan"
     # `render` rebuilds the summaries from the records alone, as record wrote them.
-    summaries = {name: (out / name).read_text() for name in ("run.md", "ranking.md", "ablation.md")}
+    summaries = {name: (out / name).read_text() for name in ("run.md", "ranking.md", "ablation.md",
+                                                              "tables/table5_all_pairs.md", "tables/table5_ranks.csv")}
     for name in summaries:
         (out / name).unlink()
     assert fgi_main(["study", "render"]) == 0

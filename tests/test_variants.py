@@ -99,13 +99,48 @@ def test_a_changed_setting_run_with_two_seeds_is_pooled_apart(tmp_path, monkeypa
     assert variants.seed_groups(out, sorted(p.parent for p in (out / "variants").glob("*/run.json"))).keys() == {""}
     fake_run(tmp_path, "swgan", (24, 24, 24, 24), seed=1, train_mix=0.1)
     assert fgi_main(["study", "record", "--variant", "train-mix-0.1-seed-1"]) == 0
-    seeds = (out / "variants.md").read_text().split("## Seeds")[1]
+    seeds = (out / "variants.md").read_text().split("## Seeds")[1].split("### ")[0]
     header = row_cells(seeds, "| Model |")
     rows = [row_cells(seeds, line) for line in seeds.splitlines() if line.startswith("| Ours |")]
     assert [(r[header.index("Setting")], r[header.index("Seeds")]) for r in rows] == [
         ("study profile", "0, 1"), ("holes.train_mix=0.1", "0, 1")]
     # The profile stays 26 and 28 (27 ± 1.41); the mix is 30 and 24: 27 ± 4.24.
     assert [r[header.index("Hole PSNR")] for r in rows] == ["27.00 ± 1.41", "27.00 ± 4.24"]
+
+
+def test_a_setting_is_set_against_the_profile_over_seeds_and_pairs(tmp_path, monkeypatch):
+    """Ours's hole PSNR per pair is x, x + 2 under the profile's seeds 0 and 1 and x + 3, x + 5 under the
+    mix's, x = (20, 22, 30, 32). The pairs drawn are the same for every run, so they cancel, and a
+    resample's difference is 3 + 2 (a − b), a and b the shares of seed 1 in the mix's and the profile's
+    two draws: 0, 1/2 or 1 with chances 1/4, 1/2, 1/4 each. So the difference is 1 with chance 1/16,
+    5 with chance 1/16, and the 95 % interval is exactly [1, 5] around +3."""
+    monkeypatch.chdir(tmp_path)
+    fake_run(tmp_path, "swgan", (20, 22, 30, 32))
+    assert fgi_main(["study", "record"]) == 0
+    fake_run(tmp_path, "swgan", (22, 24, 32, 34), seed=1)
+    assert fgi_main(["study", "record", "--variant", "seed-1"]) == 0
+    fake_run(tmp_path, "swgan", (23, 25, 33, 35), train_mix=0.1, ours_components=(21, 22, 23, 24))
+    assert fgi_main(["study", "record", "--variant", "train-mix-0.1"]) == 0
+    fake_run(tmp_path, "swgan", (25, 27, 35, 37), seed=1, train_mix=0.1, ours_components=(21, 22, 23, 24))
+    assert fgi_main(["study", "record", "--variant", "train-mix-0.1-seed-1"]) == 0
+    out = tmp_path / "docs" / "study"
+    text = (out / "variants.md").read_text()
+    against = text.split("### holes.train_mix=0.1 − study profile, over seeds and pairs")[1]
+    random, components = against.split("Whole components hidden")
+    cells = row_cells(random, "| Ours | Hole PSNR |")
+    assert cells[2:7] == ["0, 1; 0, 1", "4", "27.00", "30.00", "+3.00 [+1.00, +5.00]"]
+    assert row_cells(random, "| CE | Hole PSNR |")[6] == "+0.00 [+0.00, +0.00]"  # the same CE in every run
+    assert "only the seeds" not in components  # every run kept its per-pair component values
+    # Components: eyes 20, 21 in both profile seeds against 21, 22 in both mix seeds: +1 on every pair.
+    assert row_cells(components, "| Ours | eyes |")[2:7] == ["0, 1; 0, 1", "2", "20.50", "21.50", "+1.00 [+1.00, +1.00]"]
+
+    # A main run recorded before per-pair component values were kept: its seed is left out there.
+    (out / "per_image_components.csv").unlink()
+    assert fgi_main(["study", "render"]) == 0
+    components = (out / "variants.md").read_text().split("### holes.train_mix=0.1 − study profile")[1] \
+        .split("Whole components hidden")[1]
+    assert "only the seeds that kept per-pair component values (the profile's seed 0: no" in components
+    assert row_cells(components, "| Ours | eyes |")[2] == "1; 0, 1"
 
 
 @pytest.mark.parametrize("case, message", [

@@ -14,7 +14,8 @@ that is committed with git:
     curves/<model>_val.csv     validation hole PSNR per step (run.md: summary, the reference method's line)
     per_image.csv              every metric of every test pair, for later statistics
     per_image_components.csv   the same for the component pairs (Table 6)
-    ranking.md                 the methods ordered per region and per hole-ratio bin
+    ranking.md                 the methods ordered per region and per hole-ratio bin, with rank
+                               intervals and ties, also over the profile's training seeds
     ablation/<reading>/        Ours under another reading: per_image.csv, val.csv, run.json
     ablation.md                Ours under each recorded reading, on the same test pairs, and the
                                paired differences between the readings (interval, Wilcoxon, Holm)
@@ -22,8 +23,9 @@ that is committed with git:
 `--ablation` records only the `ablation/<reading>/` part, for the experiment;
 `--variant NAME` records a whole rerun with other params under `variants/NAME/`
 and writes variants.md (`fgi.evaluation.variants`).
-`fgi study render` rewrites run.md, ranking.md, ablation.md and variants.md from the
-folder's own records, so a recorded study is summarised by the current code without a rerun.
+`fgi study render` rewrites run.md, ranking.md, ablation.md, variants.md and the tables of
+every pair of methods (tables/table5_all_pairs, tables/table5_ranks) from the folder's own
+records, so a recorded study is summarised by the current code without a rerun.
 """
 
 from __future__ import annotations
@@ -39,14 +41,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from fgi import files
+from fgi import files, records
 from fgi.config import load_params
 from fgi.errors import UserError
-from fgi.evaluation import stats, variants
+from fgi.evaluation import ranks, stats, tables, variants
 from fgi.evaluation.cards import CARDS, Cards, load_cards
 from fgi.evaluation.figures import bin_order
 from fgi.evaluation.report import validation_reference
-from fgi.evaluation.tables import PSNR_CAP, method_order
+from fgi.evaluation.tables import PSNR_CAP
 from fgi.inference import cpu_name, resolve_precision
 
 FIGURES = ("fig4_comparison.png", "fig5_foreground.png", "training_curves.png", "metrics_by_bin.png")
@@ -132,36 +134,56 @@ def validation_summary(val: pd.DataFrame, last: int = 4) -> dict:
             "final_step": int(val["step"].iloc[-1]), "slope_per_1000": slope}
 
 
-def psnr_means(per_image: pd.DataFrame, column: str, cards: Cards) -> pd.DataFrame:
-    """Mean PSNR (capped as in the tables), one row per bin plus `all`, one column per method."""
-    capped = per_image.assign(value=per_image[column].clip(upper=PSNR_CAP))
-    by_bin = capped.pivot_table(index="bin", columns="method", values="value", aggfunc="mean")
-    by_bin = by_bin.reindex(bin_order(per_image["bin"]))
-    by_bin.loc["all"] = capped.groupby("method")["value"].mean()
-    return by_bin[method_order(per_image, cards)]
-
-
-def _ranking_table(means: pd.DataFrame, cards: Cards) -> list[str]:
-    methods = list(means.columns)
-    learned = [m for m in methods if m in cards.learned()]
-    reference = next((m for m in cards.with_role("reference") if m in methods), None)
-    lines = ["| Hole ratio | " + " | ".join(cards.display(m) for m in methods)
-             + f" | Order | Best learned − {cards.display(reference).lower()} (dB) |",
+def _ranking_table(ranked: pd.DataFrame, cards: Cards) -> list[str]:
+    """One region's rows of `tables.rank_frame`: per bin and `all`, each method's mean PSNR with
+    its rank interval, the order with ties, and the best learned model's gap to the reference."""
+    methods = list(dict.fromkeys(ranked["Method"]))
+    learned = [cards.display(m) for m in cards.learned() if cards.display(m) in methods]
+    reference = next((cards.display(m) for m in cards.with_role("reference") if cards.display(m) in methods), None)
+    lines = ["| Hole ratio | " + " | ".join(methods) + f" | Order | Best learned − {(reference or '').lower()} (dB) |",
              "| --- |" + " ---: |" * len(methods) + " --- | ---: |"]
-    for label, row in means.iterrows():
-        order = " > ".join(cards.display(m) for m in row.sort_values(ascending=False).index)
-        gap = row[learned].max() - row[reference] if learned and reference else float("nan")
-        lines.append(f"| {label} | " + " | ".join(f"{row[m]:.2f}" for m in methods) + f" | {order} | {gap:+.2f} |")
+    for label, rows in sorted(ranked.groupby("Hole ratio", sort=False), key=lambda group: group[0] == "all"):
+        row = rows.set_index("Method")
+        cells = [f"{row.at[m, 'PSNR ↑']:.2f} ({row.at[m, 'Rank ci_low']}"
+                 + ("" if row.at[m, "Rank ci_low"] == row.at[m, "Rank ci_high"] else f"–{row.at[m, 'Rank ci_high']}")
+                 + ")" for m in methods]
+        gap = row.loc[learned, "PSNR ↑"].max() - row.at[reference, "PSNR ↑"] if learned and reference else float("nan")
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {ranks.written_order(rows)} | {gap:+.2f} |")
     return lines
 
 
-def ranking_markdown(per_image: pd.DataFrame, cards: Cards) -> str:
-    """The methods ordered by mean PSNR in each region, per hole-ratio bin and over all pairs."""
+def ranking_markdown(per_image: pd.DataFrame, cards: Cards, bootstrap,
+                     seeds: dict[int, pd.DataFrame] | None = None) -> str:
+    """The methods ordered by mean PSNR in each region, per hole-ratio bin and over all pairs, each
+    mean with the interval of its rank and the order written with ties (`ranks.written_order`);
+    with `seeds` ({seed: per-image rows} of the profile's training seeds, this run's among
+    them), the same again over the seeds (a two-level bootstrap: seeds, then pairs)."""
+    level, resamples = f"{bootstrap.level:.0%}", f"{bootstrap.resamples:,}"
+    ranked = tables.rank_frame([per_image], bootstrap, cards)
+    pooled = tables.rank_frame([seeds[seed] for seed in sorted(seeds)], bootstrap, cards) if seeds else None
+    seeds_named = ", ".join(map(str, sorted(seeds or {})))
     lines = ["# Ranking by mean PSNR (dB)", "",
-             f"{per_image['image_id'].nunique()} fixed test pairs; `all` is the mean over every pair. "
-             "The last column is positive where a learned model beats the classical solver.", ""]
+             f"{per_image['image_id'].nunique()} fixed test pairs; `all` is the mean over every pair. Each cell: a "
+             f"method's mean PSNR and, in parentheses, the {level} interval of its rank (1 = highest mean) over "
+             f"{resamples} bootstrap resamples of the pairs, drawn jointly for every method, the means ranked in each "
+             f"(seed {bootstrap.seed} for `all`, seed + i for the i-th bin, as Table 4). **Order** writes `A > B` only "
+             "where every method before the `>` has a rank interval wholly better than (not overlapping) every "
+             "method after it; `≈` joins methods that no such cut separates: they are not ordered strictly. Every "
+             "pair of methods is tested in [Table 5, all pairs](tables/table5_all_pairs.md); both ends of each rank "
+             "interval are in [table5_ranks](tables/table5_ranks.md). The last column is positive where a learned "
+             "model beats the classical solver.", ""]
+    if pooled is not None:
+        lines += [f"Under each region, the same over the study profile's training seeds {seeds_named} (this run and "
+                  "the `seed-N` variants): means over the seeds, rank intervals from a two-level bootstrap that draws "
+                  "the seeds with replacement, then one set of pairs for every drawn seed (the runs share the test "
+                  "pairs). Biharmonic is not retrained: its seeds are one run.", ""]
     for region, title in REGIONS.items():
-        lines += [f"## {title}", ""] + _ranking_table(psnr_means(per_image, f"{region}/psnr", cards), cards) + [""]
+        if region not in set(ranked["Region"]):
+            continue
+        lines += [f"## {title}", "", *_ranking_table(ranked[ranked["Region"] == region], cards), ""]
+        if pooled is not None:
+            lines += [f"Over seeds {seeds_named}:", "",
+                      *_ranking_table(pooled[pooled["Region"] == region], cards), ""]
     return "\n".join(lines)
 
 
@@ -302,24 +324,53 @@ def record(root: Path, out: Path, wall_s: float | None, ablation: bool, variant:
     written = [dest for _, dest in copies]
     files.write_text_atomic(target / "run.json", json.dumps(info, indent=2) + "\n")
     written.append(target / "run.json")
+    stamp(root, out, target, info)
     bootstrap = load_params(root / "params.yaml").eval.bootstrap
     if variant:
         return written + variants.write_variants(out, bootstrap)
     if not ablation:
-        written += render_summaries(out)
+        written += render_summaries(out, bootstrap)
     return written + write_ablation(out, bootstrap) + variants.write_variants(out, bootstrap)
 
 
-def render_summaries(out: Path) -> list[Path]:
-    """run.md and ranking.md from what `out` holds (run.json, the curves, per_image.csv and the
-    cards), so a recorded study is summarised by the current code without rerunning it."""
+MAIN_RECORD = ("run.json", "run.md", "ranking.md", "per_image.csv", "per_image_components.csv", CARDS, "tables/",
+               "figures/", "curves/", "variants.md", "ablation.md")
+
+
+def stamp(root: Path, out: Path, target: Path, info: dict) -> None:
+    """Stamp what was recorded in `target` (the main run, an ablation or a variant) with the
+    pipeline's code and the params it ran (configs/study.yaml and what changed from it)."""
+    try:
+        where = target.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return  # recorded outside the repository: no committed record
+    if not records.is_repository(root):
+        return
+    profile = "configs/study.yaml"
+    changed = variants.changed_params(yaml.safe_load((root / profile).read_text()),
+                                      yaml.safe_load((root / "params.yaml").read_text()))
+    summaries = [f"{where}/{name}" for name in MAIN_RECORD if (target / name.rstrip("/")).exists()]
+    main = target.resolve() == out.resolve()
+    name = "study" if main else f"study/{target.resolve().relative_to(out.resolve()).as_posix()}"
+    records.stamp(root, name, summaries if main else [f"{where}/"], "make study / make variant (fgi study record)",
+                  {"pipeline": True}, params_file=profile, overrides={k: v[1] for k, v in changed.items()},
+                  machine=f"{info['cpu']}, {info['cores']} cores")
+
+
+def render_summaries(out: Path, bootstrap) -> list[Path]:
+    """run.md, ranking.md and the tables of every pair of methods (tables/table5_all_pairs,
+    tables/table5_ranks) from what `out` holds (run.json, the curves, per_image.csv, the cards and
+    the profile's seed variants), so a recorded study is summarised by the current code without
+    rerunning it."""
     cards = load_cards(out / CARDS)
     info = json.loads((out / "run.json").read_text())
     per_image = pd.read_csv(out / "per_image.csv", dtype={"image_id": str})
     validation = {model: pd.read_csv(out / "curves" / f"{model}_val.csv") for model in cards.learned()}
-    files.write_text_atomic(out / "ranking.md", ranking_markdown(per_image, cards))
+    seeds = {seed: pd.read_csv(folder / "per_image.csv", dtype={"image_id": str})
+             for seed, folder in variants.profile_seeds(out).items()}
+    files.write_text_atomic(out / "ranking.md", ranking_markdown(per_image, cards, bootstrap, seeds or None))
     files.write_text_atomic(out / "run.md", run_markdown(info, validation, cards))
-    return [out / "ranking.md", out / "run.md"]
+    return [out / "ranking.md", out / "run.md"] + tables.write_comparisons(per_image, out / "tables", bootstrap, cards)
 
 
 def write_ablation(out: Path, bootstrap=None) -> list[Path]:
@@ -367,6 +418,6 @@ def cmd_render(args: argparse.Namespace) -> int:
     if not (out / "run.json").is_file():
         raise UserError(f"{out / 'run.json'}: not found; `fgi study record` writes it after a study run")
     bootstrap = load_params(Path("params.yaml")).eval.bootstrap
-    written = render_summaries(out) + write_ablation(out, bootstrap) + variants.write_variants(out, bootstrap)
+    written = render_summaries(out, bootstrap) + write_ablation(out, bootstrap) + variants.write_variants(out, bootstrap)
     print(f"rendered {len(written)} files in {out}")
     return 0

@@ -5,35 +5,39 @@
     table3_hole        the hole region only
     table4_bins        every method per hole-ratio bin (whole image)
     table5_paired      the proposed method against every other: paired differences and tests
+    table5_all_pairs   every pair of methods, likewise, Holm over the whole table
+    table5_ranks       each method's rank by mean PSNR per region and bin, its interval
+                       (`fgi.evaluation.ranks`), and groups of methods not ordered strictly
 
 Each as `.csv`, `.md` and `.tex` under `reports/tables/`. Tables 1 and 2 put
 the paper's published values under each method's row, labelled `published`.
 Every measured mean carries its bootstrap interval (`fgi.evaluation.stats`): `mean ± half
-width` in md/tex, `<metric> ci_low` / `<metric> ci_high` columns in csv.
+width` in md/tex (`fgi.evaluation.table_text`), `<metric> ci_low` / `<metric> ci_high` columns in csv.
 `fgi tables` rebuilds them from `reports/per_image.csv` and `reports/fid.json`
 without recomputing a metric.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from fgi import files
-from fgi.evaluation import stats
+from fgi.evaluation import ranks, stats
 from fgi.evaluation.cards import CARDS, Cards, load_cards
+from fgi.evaluation.table_text import CI_SUFFIXES, to_latex, to_markdown
 
 METRICS = ("mse", "mae", "fid", "psnr", "ssim", "lpips")
 HEADERS = {"mse": "MSE ↓", "mae": "MAE ↓", "fid": "FID ↓", "psnr": "PSNR ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓"}
 TABLES = {"table1_full": "full", "table2_foreground": "foreground", "table3_hole": "hole"}
 PSNR_CAP = 100.0
 PER_IMAGE_METRICS = ("mse", "mae", "psnr", "ssim", "lpips")  # FID is a distance between sets: no per-pair value
+ALL_PAIRS_METRICS = ("psnr", "ssim", "lpips")  # MSE and MAE order the methods as PSNR does, mostly
 LOWER_IS_BETTER = {"mse", "mae", "fid", "lpips"}
-CI_SUFFIXES = (" ci_low", " ci_high")
 DEFINITIONS = (
     "Our values: mean over the test pairs of per-image metrics on the saved uint8 outputs (0-255). "
     "MSE and MAE over the region's pixels x channels; PSNR = 10 log10(255^2 / MSE) per image, "
@@ -131,10 +135,15 @@ def comparison_frame(summary: dict, region: str, cards: Cards, cis: dict | None 
     return pd.DataFrame(rows)
 
 
+def bin_labels(per_image: pd.DataFrame) -> list[str]:
+    """The hole-ratio bins, such as "(0.1,0.2]", in ascending order."""
+    return sorted(per_image["bin"].unique(), key=lambda label: float(label.strip("(").split(",")[0]))
+
+
 def bins_frame(per_image: pd.DataFrame, cards: Cards, bootstrap=None) -> pd.DataFrame:
     """One row per method and hole-ratio bin, bins in ascending order; with `bootstrap`, each
     mean's interval over the bin's pairs (paired across methods within the bin)."""
-    labels = sorted(per_image["bin"].unique(), key=lambda label: float(label.strip("(").split(",")[0]))
+    labels = bin_labels(per_image)
     columns = {HEADERS["mse"]: "full/mse", HEADERS["mae"]: "full/mae", HEADERS["psnr"]: "full/psnr",
                HEADERS["ssim"]: "full/ssim", HEADERS["lpips"]: "full/lpips", "Hole PSNR ↑": "hole/psnr"}
     columns = {header: column for header, column in columns.items() if column in per_image}
@@ -169,121 +178,92 @@ def bins_frame(per_image: pd.DataFrame, cards: Cards, bootstrap=None) -> pd.Data
     return pd.DataFrame(rows)
 
 
+def paired_differences(per_image: pd.DataFrame, bootstrap, cards: Cards, metrics, comparisons):
+    """(region, metric, first, second, first − second per pair, its interval) for each pair of
+    methods `comparisons(methods)` names, in every region and metric that has values; the
+    differences' intervals share one set of resamples per region (paired)."""
+    for region in TABLES.values():
+        indices = None
+        for metric in metrics:
+            values = paired_values(per_image, region, metric, cards)
+            if values.empty:
+                continue
+            if indices is None or indices.shape[1] != len(values):
+                indices = stats.resample_indices(len(values), bootstrap.resamples, bootstrap.seed)
+            for first, second in comparisons(list(values.columns)):
+                difference = (values[first] - values[second]).to_numpy()
+                yield region, metric, first, second, difference, stats.percentile_ci(difference, indices,
+                                                                                     bootstrap.level)
+
+
 def paired_frame(per_image: pd.DataFrame, bootstrap, cards: Cards) -> pd.DataFrame:
     """Table 5: for every other method, region and per-pair metric, the mean of (proposed − method)
     over the pairs, its paired bootstrap interval, the Wilcoxon signed-rank p-value and its
     Holm-adjusted value over every test of the table. Empty without a `proposed` method."""
     reference = cards.proposed()
+    if reference not in set(per_image["method"]):
+        return pd.DataFrame()
     us = cards.display(reference)
-    rows = []
-    for region in TABLES.values():
-        indices = None
-        for metric in PER_IMAGE_METRICS:
-            values = paired_values(per_image, region, metric, cards)
-            if reference not in values.columns:
-                return pd.DataFrame()
-            if values.empty:
-                continue
-            if indices is None or indices.shape[1] != len(values):
-                indices = stats.resample_indices(len(values), bootstrap.resamples, bootstrap.seed)
-            for method in (m for m in values.columns if m != reference):
-                difference = (values[reference] - values[method]).to_numpy()
-                low, high = stats.percentile_ci(difference, indices, bootstrap.level)
-                rows.append({f"{us} vs": cards.display(method), "Region": region,
-                             "Metric": HEADERS[metric], "Pairs": len(difference),
-                             f"{us} − other": difference.mean(), f"{us} − other ci_low": low,
-                             f"{us} − other ci_high": high, "Wilcoxon p": stats.wilcoxon_p(difference)})
+    rows = [{f"{us} vs": cards.display(method), "Region": region, "Metric": HEADERS[metric],
+             "Pairs": len(difference), f"{us} − other": difference.mean(), f"{us} − other ci_low": low,
+             f"{us} − other ci_high": high, "Wilcoxon p": stats.wilcoxon_p(difference)}
+            for region, metric, _, method, difference, (low, high) in paired_differences(
+                per_image, bootstrap, cards, PER_IMAGE_METRICS,
+                lambda methods: [(reference, m) for m in methods if m != reference])]
+    return tested(rows, lambda row: verdict(row, 1.0 - bootstrap.level, us))
+
+
+def all_pairs_frame(per_image: pd.DataFrame, bootstrap, cards: Cards) -> pd.DataFrame:
+    """Table 5 for every pair of methods (A before B in the cards' order), per region and metric
+    of ALL_PAIRS_METRICS: the mean of A − B over the pairs, its paired interval, Wilcoxon p,
+    Holm p over every test of this table, and the better method where Holm p < 1 − level."""
+    rows = [{"Method A": cards.display(first), "Method B": cards.display(second), "Region": region,
+             "Metric": HEADERS[metric], "Pairs": len(difference), "A − B": difference.mean(), "A − B ci_low": low,
+             "A − B ci_high": high, "Wilcoxon p": stats.wilcoxon_p(difference)}
+            for region, metric, first, second, difference, (low, high) in paired_differences(
+                per_image, bootstrap, cards, ALL_PAIRS_METRICS, lambda methods: itertools.combinations(methods, 2))]
+    return tested(rows, lambda row: better(row["Method A"], row["Method B"], row["Metric"], row["A − B"],
+                                           row["Holm p"], 1.0 - bootstrap.level))
+
+
+def tested(rows: list[dict], winner) -> pd.DataFrame:
+    """The rows with `Holm p` over all their Wilcoxon p-values, and `Better` from `winner(row)`."""
     frame = pd.DataFrame(rows)
-    if frame.empty:
-        return frame
-    frame["Holm p"] = stats.holm(frame["Wilcoxon p"].tolist())
-    frame["Better"] = [verdict(row, 1.0 - bootstrap.level, us) for row in frame.to_dict("records")]
+    if not frame.empty:
+        frame["Holm p"] = stats.holm(frame["Wilcoxon p"].tolist())
+        frame["Better"] = [winner(row) for row in frame.to_dict("records")]
     return frame
 
 
-def verdict(row: dict, alpha: float, us: str) -> str:
-    """Who is better on this row at the Holm-adjusted level `alpha`, or `—` when the test does not say;
-    `us` is the proposed method's display name."""
-    if row["Holm p"] >= alpha:
+def better(first: str, second: str, metric: str, difference: float, holm_p: float, alpha: float) -> str:
+    """Which of two methods the difference first − second favours on `metric` (a header), where
+    its Holm-adjusted p is below `alpha`; `—` where the test does not say."""
+    if holm_p >= alpha:
         return "—"
-    lower_is_better = row["Metric"].split()[0].lower() in LOWER_IS_BETTER
-    proposed_better = (row[f"{us} − other"] < 0) == lower_is_better
-    return us if proposed_better else row[f"{us} vs"]
+    lower_is_better = metric.split()[0].lower() in LOWER_IS_BETTER
+    return first if (difference < 0) == lower_is_better else second
 
 
-def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if isinstance(value, (float, np.floating)):
-        return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"  # SSIM needs the digits
-    return str(value)
+def verdict(row: dict, alpha: float, us: str) -> str:
+    """Table 5's `better` for one row; `us` is the proposed method's display name."""
+    return better(us, row[f"{us} vs"], row["Metric"], row[f"{us} − other"], row["Holm p"], alpha)
 
 
-def _numeric(frame: pd.DataFrame, column: str) -> bool:
-    return pd.api.types.is_numeric_dtype(frame[column])
-
-
-def _like(value: float, mean: float) -> str:
-    """`value` with as many decimals as `_cell` gives `mean`."""
-    return f"{value:.4f}" if abs(mean) < 1 else f"{value:.2f}"
-
-
-def _p_value(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else (f"{value:.1e}" if value < 1e-3 else f"{value:.3f}")
-
-
-def display_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
-    """The frame as text cells, each `<metric> ci_low/high` pair folded into its mean: `mean ± half
-    width` (symmetric display of the interval; the csv keeps both ends), or `mean [low, high]` for
-    differences, whose interval's position against 0 is the point. Returns (cells, right-aligned)."""
-    shown = [c for c in frame.columns if not c.endswith(CI_SUFFIXES)]
-    right = {c for c in shown if _numeric(frame, c)}
-    cells = pd.DataFrame(index=frame.index)
-    for column in shown:
-        low_key, high_key = (column + suffix for suffix in CI_SUFFIXES)
-        texts = []
-        for index, value in frame[column].items():
-            if column.endswith(" p"):
-                texts.append(_p_value(value))
-                continue
-            text = _cell(value)
-            low = frame.at[index, low_key] if low_key in frame else None
-            high = frame.at[index, high_key] if high_key in frame else None
-            if text != "n/a" and low is not None and not pd.isna(low):
-                if column.endswith(" − other"):
-                    text = f"{value:+.{4 if abs(value) < 1 else 2}f} [{_like(low, value)}, {_like(high, value)}]"
-                else:
-                    text += f" ± {_like((high - low) / 2, value)}"
-            texts.append(text)
-        cells[column] = texts
-    return cells, right
-
-
-def to_markdown(frame: pd.DataFrame, title: str, note: str) -> str:
-    cells, right = display_frame(frame)
-    lines = [f"### {title}", "", "| " + " | ".join(cells.columns) + " |",
-             "|" + "|".join(" ---: " if c in right else " --- " for c in cells.columns) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
-    return "\n".join(lines + ["", note, ""])
-
-
-def to_latex(frame: pd.DataFrame, title: str, note: str) -> str:
-    def tex(text: str) -> str:
-        return (str(text).replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%")
-                .replace("_", r"\_").replace("#", r"\#").replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$")
-                .replace("±", r"$\pm$").replace("−", r"$-$"))
-    cells, right = display_frame(frame)
-    spec = "".join("r" if c in right else "l" for c in cells.columns)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{tex(title)}}}", rf"\begin{{tabular}}{{{spec}}}",
-             r"\toprule", " & ".join(tex(c) for c in cells.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(tex(v) for v in row) + r" \\" for row in cells.itertuples(index=False)]
-    lines += [r"\bottomrule", r"\end{tabular}", rf"\par\footnotesize {tex(note)}", r"\end{table}", ""]
-    return "\n".join(lines)
+def rank_frame(runs: list[pd.DataFrame], bootstrap, cards: Cards) -> pd.DataFrame:
+    """The methods' ranks by mean PSNR (capped) per region, over all pairs and per hole-ratio bin,
+    with intervals and groups (`ranks.rank_frame`); `runs`: the per-image rows of one setting's
+    training seeds, on the same test pairs (the first gives the bins)."""
+    psnr = {region: [paired_values(run, region, "psnr", cards) for run in runs] for region in TABLES.values()}
+    bin_of_pair = runs[0].drop_duplicates("image_id").set_index("image_id")["bin"]
+    return ranks.rank_frame({region: frames for region, frames in psnr.items() if not frames[0].empty},
+                            bin_labels(runs[0]), bin_of_pair, bootstrap, cards.display)
 
 
 TITLES = {"table1_full": "Table 1: the whole image", "table2_foreground": "Table 2: the foreground region (face + hair)",
           "table3_hole": "Table 3: the hole region", "table4_bins": "Table 4: per hole-ratio bin (whole image)",
           "table5_paired": "Table 5: {us} against each other method, paired over the test pairs",
+          "table5_all_pairs": "Table 5, all pairs: every method against every other, paired over the test pairs",
+          "table5_ranks": "Table 5, ranks: each method's rank by mean PSNR, with its interval",
           "table6_components": "Table 6: whole facial components hidden",
           "table6_paired": "Table 6, paired: {us} against each other method, per component"}
 
@@ -295,14 +275,31 @@ def interval_note(bootstrap) -> str:
             "between two sets of images, with no per-pair value, so it has no interval here.")
 
 
-def paired_note(bootstrap, tests: int, us: str) -> str:
-    return (f"{us} − other: the mean over the test pairs of {us}'s value minus the other method's on the same "
-            f"pair, with its {bootstrap.level:.0%} paired bootstrap interval [low, high] ({bootstrap.resamples:,} "
+def paired_note(bootstrap, tests: int, us: str | None) -> str:
+    """The note under a table of paired differences: the proposed method `us` against every other
+    (Table 5, Table 6 paired), or, with `us` None, every pair of methods (table5_all_pairs)."""
+    what = (f"{us} − other: the mean over the test pairs of {us}'s value minus the other method's on the same pair"
+            if us else "Every pair of methods, A before B in the methods' order. A − B: the mean over the test pairs "
+            "of A's value minus B's on the same pair")
+    return (f"{what}, with its {bootstrap.level:.0%} paired bootstrap interval [low, high] ({bootstrap.resamples:,} "
             f"resamples, seed {bootstrap.seed}). Wilcoxon p: two-sided Wilcoxon signed-rank test of those "
             "differences (scipy; zero differences dropped; 1 when every difference is 0). Holm p: the "
             f"Holm-Bonferroni adjustment over all {tests} tests of this table. Better: the method the difference "
             f"favours where Holm p < {1 - bootstrap.level:.2g}, — where the test does not say. FID has no per-pair "
             "value and is not tested. " + DEFINITIONS)
+
+
+def write_comparisons(per_image: pd.DataFrame, out: Path, bootstrap, cards: Cards) -> list[Path]:
+    """Every pair of methods tested (table5_all_pairs) and the ranks with intervals (table5_ranks)
+    under `out`; nothing with fewer than two methods. Returns what was written."""
+    all_pairs = all_pairs_frame(per_image, bootstrap, cards)
+    if all_pairs.empty:
+        return []
+    write_table(all_pairs, out, "table5_all_pairs", title("table5_all_pairs", cards),
+                paired_note(bootstrap, len(all_pairs), None))
+    write_table(rank_frame([per_image], bootstrap, cards), out, "table5_ranks", title("table5_ranks", cards),
+                ranks.note(bootstrap, PSNR_CAP))
+    return [out / f"{name}.{kind}" for name in ("table5_all_pairs", "table5_ranks") for kind in ("csv", "md", "tex")]
 
 
 def title(name: str, cards: Cards) -> str:
@@ -329,6 +326,7 @@ def build_tables(per_image: pd.DataFrame, fid: dict, out: Path, bootstrap, cards
     if not paired.empty:
         write_table(paired, out, "table5_paired", title("table5_paired", cards),
                     paired_note(bootstrap, len(paired), cards.display(cards.proposed())))
+    write_comparisons(per_image, out, bootstrap, cards)
     return measured
 
 

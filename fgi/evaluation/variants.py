@@ -23,12 +23,17 @@ and `variants.md` sets every variant against the main run:
 - seeds: runs that differ only in `train.seed` are pooled into mean ± sample sd across
   seeds, the spread that a retrained GAN adds: the main run with the variants that change
   the seed alone, and each other setting run with several seeds (`holes.train_mix=0.1`
-  with seeds 0 and 1), so a setting is read against the seeds' spread, not one run.
+  with seeds 0 and 1), so a setting is read against the seeds' spread, not one run;
+  and each such setting against the profile: the difference of the means over seeds,
+  with an interval from a two-level bootstrap (`stats.two_level_difference`: each
+  setting's seeds drawn apart, then one set of test pairs for both), on random holes and,
+  from the seeds that kept per-pair component values, per component.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -207,6 +212,88 @@ def seed_groups(out: Path, folders: list[Path]) -> dict[str, dict[int, Path]]:
     return {name: seeds for name, seeds in groups.items() if len(seeds) > 1}
 
 
+def profile_seeds(out: Path) -> dict[int, Path]:
+    """{seed: folder} of the study profile's training seeds (the main run and the variants that
+    change `train.seed` alone), empty unless there are several."""
+    folders = sorted(path.parent for path in (out / VARIANTS).glob("*/run.json"))
+    return seed_groups(out, folders).get("", {}) if (out / "run.json").is_file() else {}
+
+
+def two_level_rows(profile: list[pd.DataFrame], other: list[pd.DataFrame], methods: list[str],
+                   columns: dict[str, str], bootstrap, by_bin: bool = False) -> list[dict]:
+    """Per method and column (and bin, with `by_bin`): each setting's mean over its seeds (runs)
+    and pairs, over the pairs every run has, and the difference other − profile with its
+    two-level interval (`stats.two_level_difference`)."""
+    rows = []
+    runs = [*profile, *other]
+    bins = list(dict.fromkeys(runs[0]["bin"]))  # the order the stage wrote them
+    for method in methods:
+        for column, label in columns.items():
+            values = pd.concat([_metric(run, method, column) for run in runs], axis=1,
+                               keys=range(len(runs))).dropna().sort_index()
+            groups = (sorted(values.groupby(level="bin"), key=lambda group: bins.index(group[0])) if by_bin
+                      else [(None, values)])
+            for group, pairs in groups:
+                if not len(pairs):
+                    continue
+                before, after = pairs.to_numpy().T[:len(profile)], pairs.to_numpy().T[len(profile):]  # (seeds, pairs)
+                difference, low, high = stats.two_level_difference(before, after, bootstrap)
+                rows.append({"method": method, "what": group or label, "pairs": len(pairs), "profile": before.mean(),
+                             "setting": after.mean(), "difference": difference, "low": low, "high": high})
+    return rows
+
+
+def _two_level_lines(rows: list[dict], cards: Cards, level: str, first: str, seeds: str) -> list[str]:
+    lines = [f"| Model | {first} | Seeds ({seeds}) | Pairs | Profile | Setting | Setting − profile [{level}] |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {cards.display(row['method'])} | {row['what']} | {row['seeds']} | {row['pairs']} | "
+              f"{row['profile']:.2f} | {row['setting']:.2f} | {row['difference']:+.2f} [{row['low']:+.2f}, "
+              f"{row['high']:+.2f}] |" for row in rows]
+    return lines
+
+
+def setting_difference_lines(groups: dict[str, dict[int, Path]], cards: Cards, bootstrap) -> list[str]:
+    """Each setting run with several seeds against the study profile: mean PSNR per random-hole
+    region and per component, the difference of the means over seeds, its two-level interval."""
+    profile = groups.get("")
+    if not profile:
+        return []
+    level, lines = f"{bootstrap.level:.0%} interval", []
+    for name, seeds in ((name, seeds) for name, seeds in groups.items() if name):
+        sides = (dict(sorted(profile.items())), dict(sorted(seeds.items())))
+        random = [[_read(folder / "per_image.csv") for folder in side.values()] for side in sides]
+        kept = [{seed: frame for seed, folder in side.items()
+                 if (frame := _read(folder / "per_image_components.csv")) is not None} for side in sides]
+        listed = lambda chosen: "; ".join(", ".join(map(str, side)) for side in chosen)  # noqa: E731
+        # k seeds drawn with replacement give comb(2k - 1, k) distinct multisets: 3 for 2 seeds, 10 for 3
+        outcomes = " and ".join(str(math.comb(2 * len(side) - 1, len(side))) for side in sides)
+        lines += [f"### {name} − study profile, over seeds and pairs", "",
+                  f"Each setting's mean over its seeds of each seed's mean over the pairs, and their difference "
+                  f"with its {level}: a two-level bootstrap ({bootstrap.resamples:,} resamples, seed "
+                  f"{bootstrap.seed}) that draws each setting's seeds with replacement, apart, then one set of test "
+                  f"pairs for both settings and every drawn seed (they share the test pairs). With "
+                  f"{len(sides[0])} and {len(sides[1])} seeds, a draw of seeds has {outcomes} distinct outcomes, so "
+                  "the interval shows how far these seeds spread, not how far others would; there is no test.", ""]
+        rows = two_level_rows(*random, cards.learned(), {c: l for c, l in RANDOM_COLUMNS.items() if c.endswith("psnr")},
+                              bootstrap)
+        lines += _two_level_lines([row | {"seeds": listed(sides)} for row in rows], cards, level, "Metric",
+                                  "profile; setting") + [""]
+        if not all(kept):
+            lines += ["Whole components hidden (Table 6): no run of one side kept per-pair component values "
+                      "(per_image_components.csv), so there is no paired difference here.", ""]
+            continue
+        missing = [f"{owner}'s seed {seed}" for owner, side, chosen in zip(("the profile", name), sides, kept)
+                   for seed in side if seed not in chosen]
+        lines += ["Whole components hidden (Table 6), hole PSNR" + (
+            f": only the seeds that kept per-pair component values ({', '.join(missing)}: no "
+            "per_image_components.csv in the record)." if missing else "."), ""]
+        rows = two_level_rows(*[list(chosen.values()) for chosen in kept], cards.learned(),
+                              {"hole/psnr": "Hole PSNR"}, bootstrap, by_bin=True)
+        lines += _two_level_lines([row | {"seeds": listed(kept)} for row in rows], cards, level, "Component",
+                                  "profile; setting") + [""]
+    return lines
+
+
 def seed_lines(groups: dict[str, dict[int, Path]], cards: Cards) -> list[str]:
     """Mean ± sample sd across seeds of each learned method's mean PSNR per region and component,
     one row per method and setting."""
@@ -228,8 +315,7 @@ def seed_lines(groups: dict[str, dict[int, Path]], cards: Cards) -> list[str]:
              "Every setting that ran with more than one training seed: the study profile (the main run and "
              "the variants that change `train.seed` alone) and each set of params changed alike. Mean ± "
              "sample standard deviation across seeds of each mean PSNR (dB), random holes then whole "
-             "components. With a few seeds per setting there is no test: read a setting's row against the "
-             "profile's, and each run's values against the seeds' range in the sections above.", "",
+             "components. Below it, each setting against the profile, with intervals over seeds and pairs.", "",
              "| Model | Setting | Seeds | " + " | ".join(labels) + " |",
              "| --- | --- | --- |" + " ---: |" * len(labels)]
     for (method, name), row in sorted(values.items(), key=lambda item: cards.learned().index(item[0][0])):
@@ -252,7 +338,7 @@ def variants_markdown(out: Path, bootstrap) -> str | None:
         lines += variant_section(out, folder, cards, bootstrap)
     groups = seed_groups(out, folders)
     if groups:
-        lines += seed_lines(groups, cards)
+        lines += seed_lines(groups, cards) + setting_difference_lines(groups, cards, bootstrap)
     return "\n".join(lines)
 
 
