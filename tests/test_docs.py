@@ -5,8 +5,8 @@
 * A number quoted from a generated file is in that file: every number in a sentence of README.md or
   docs/*.md that links a file of docs/study/ or reports/ must appear in one of the files the sentence
   links. Quote a figure in the sentence that links its file, in the file's own digits.
-* A number quoted from a stale record says so: where a sentence quotes a number from a file of a
-  record that `fgi records` lists as stale (docs/records.json: its code changed since), the same
+* A number quoted from a stale record says so: where a sentence quotes a measured number (one with
+  a decimal part) from a file of a record that `fgi records` lists as stale (docs/records.json: its code changed since), the same
   sentence names the record's commit, "(recorded at 7abde3b, before ...)".
 * README.md stays within 2,500 words (as `wc -w` counts them).
 * Every relative link of README.md and docs/*.md resolves to a file or folder, and an anchor to a
@@ -234,11 +234,11 @@ def record_statuses() -> tuple[records.Status, ...]:
 
 
 def unmarked_stale_quotes(sentence: str, sources: list[Path], statuses) -> list[str]:
-    """The stale records `sentence` quotes a number from without naming their commit. Of records
-    that are sections of one file, those holding the most of the sentence's measured numbers (with
-    a decimal part, where it has any) count."""
-    quoted = quoted_numbers(sentence)
-    measured = {n for n in quoted if "." in n} or quoted  # 0.117 names a section; 2 or 256 do not
+    """The stale records `sentence` quotes a measured number from without naming their commit. A
+    measured number has a decimal part (0.117, 65.8); a bare integer reads as a count of the
+    protocol (200 pairs, seeds 0, 1, 2, 2,000 steps). Of records that are sections of one file,
+    those holding the most of the sentence's measured numbers count."""
+    measured = {n for n in quoted_numbers(sentence) if "." in n}  # 0.117 is measured; 200 pairs, seed 2 are not
     marks = RECORDED_AT.findall(sentence)
     candidates = [(status, record_file) for source in sources
                   for status, record_file in records.covering(list(statuses), relative(source))]
@@ -248,7 +248,7 @@ def unmarked_stale_quotes(sentence: str, sources: list[Path], statuses) -> list[
     for status, record_file in candidates:
         if records.SECTION in record_file and not 0 < held[record_file] == max(held.values()):
             continue  # the sentence quotes another section of the file (or none)
-        if quoted and status.stale and not any(status.commit.startswith(mark) for mark in marks) \
+        if measured and status.stale and not any(status.commit.startswith(mark) for mark in marks) \
                 and status.name not in found:
             found.append(status.name)
     return found

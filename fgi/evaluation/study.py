@@ -170,8 +170,8 @@ def ranking_markdown(per_image: pd.DataFrame, cards: Cards, bootstrap,
              "where every method before the `>` has a rank interval wholly better than (not overlapping) every "
              "method after it; `≈` joins methods that no such cut separates: they are not ordered strictly. Every "
              "pair of methods is tested in [Table 5, all pairs](tables/table5_all_pairs.md); both ends of each rank "
-             "interval are in [table5_ranks](tables/table5_ranks.md). The last column is positive where a learned "
-             "model beats the classical solver.", ""]
+             "interval are in [table5_ranks](tables/table5_ranks.md). The last column, the best learned model's mean "
+             "minus the classical solver's, has no interval: the all-pairs table tests each such gap.", ""]
     if pooled is not None:
         lines += [f"Under each region, the same over the study profile's training seeds {seeds_named} (this run and "
                   "the `seed-N` variants): means over the seeds, rank intervals from a two-level bootstrap that draws "
