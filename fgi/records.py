@@ -38,11 +38,14 @@ from pathlib import Path
 import yaml
 
 from fgi import codebase, files
+from fgi.config import flatten
 from fgi.errors import UserError
 
 REGISTRY = Path("docs") / "records.json"
 PIPELINE_CODE = ("fgi/", "stages/")  # dvc.lock deps that are code (the rest is data)
 SECTION = "#"  # "reports/bench.md#training": one section of a file, between its bench markers
+# Modules a record's maker imports only to stamp it: they compute nothing the record holds.
+STAMPING = ("fgi/records.py", "fgi/codebase.py")
 
 
 # ----------------------------------------------------------------------------- git
@@ -84,17 +87,6 @@ def content_id(path: Path) -> str | None:
         values = json.dumps(yaml.safe_load(path.read_text(encoding="utf-8")), sort_keys=True, default=str)
         return "yaml:" + codebase.blob_id(values.encode())
     return codebase.file_id(path)
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
 
 
 def _files_under(root: Path, path: str) -> list[str]:
@@ -148,7 +140,7 @@ def closure_files(root: Path, closure: dict, params_file: str | None) -> list[st
         codebase.module_file.cache_clear()
         codebase.imports.cache_clear()
         codebase.tree.cache_clear()
-        found.update(codebase.closure(root, modules))
+        found.update(set(codebase.closure(root, modules)) - set(STAMPING))
     for path in closure.get("paths", []):
         found.update(_files_under(root, path))
     return sorted(found)

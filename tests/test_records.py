@@ -34,11 +34,12 @@ def write(root: Path, path: str, text: str) -> None:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """fgi/top.py imports fgi/middle.py, which imports fgi/bottom.py inside a function; fgi/aside.py
-    is imported by nobody; a stage file; a dvc.lock naming stages/run.py and fgi/middle.py."""
+    """fgi/top.py imports fgi/middle.py, which imports fgi/bottom.py inside a function, and
+    fgi/records.py, which stamps; fgi/aside.py is imported by nobody; a stage file; a dvc.lock naming stages/run.py and fgi/middle.py."""
     root = tmp_path / "project"
     write(root, "fgi/__init__.py", '"""package"""\n')
-    write(root, "fgi/top.py", "from fgi import middle\n")
+    write(root, "fgi/top.py", "from fgi import middle, records\n")
+    write(root, "fgi/records.py", "STAMP = 1\n")  # the stamping module: no part of what a record measured
     write(root, "fgi/middle.py", "def f():\n    from fgi.bottom import g\n    return g()\n")
     write(root, "fgi/bottom.py", "def g():\n    return 1\n")
     write(root, "fgi/aside.py", "X = 1\n")
@@ -108,7 +109,7 @@ def test_a_stamp_from_an_earlier_commit_hashes_that_commit_s_files(project):
 
 
 def test_uncommitted_code_is_marked_in_the_commit(project):
-    write(project, "fgi/top.py", "from fgi import middle  # edited\n")
+    write(project, "fgi/top.py", "from fgi import middle, records  # edited\n")
     entry = records.stamp(project, "dirty", ["docs/evidence.md"], "x", {"modules": ["fgi.top"]})
     assert entry["commit"].endswith("+changes")
     assert stale_files(project, "dirty") == []
