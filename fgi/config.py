@@ -38,6 +38,18 @@ FOREGROUND_PARTS = (
 
 # ---------------------------------------------------------------- data ----
 
+# What a folder key (data.folder.images / .foreground, holes.folder.train / .test) says for no folder.
+# dvc.yaml lists the four keys as deps of the manifest stage, so that `dvc status` sees a file added
+# to a folder, and DVC cannot depend on an empty path: there `none` names the stand-in folder none/.
+# Read here as "", the empty value that every reader of these keys tests for.
+NO_FOLDER = "none"
+FOLDER_KEYS = {"data": ("images", "foreground"), "holes": ("train", "test")}
+
+
+def _folder(value: str) -> str:
+    return "" if value.strip() == NO_FOLDER else value
+
+
 @dataclass(frozen=True)
 class SyntheticData:
     count: int = spec(ge=2)
@@ -58,10 +70,14 @@ class FolderData:
     """A user's own faces (`data.source: folder`) and, optionally, a face parser's masks of them."""
 
     images: str = spec()
-    foreground: str = spec()            # "" = no foreground masks: methods that need them are refused
+    foreground: str = spec()            # "" (none in params) = no foreground masks: methods that need them are refused
     label_ids: list[int] = spec(ge=0)   # [] = binary masks (white = foreground); else the foreground ids of label maps
     label_count: int = spec(ge=0, le=65536)  # the parser's number of classes: a larger id in a map is an error
     square: Literal["crop", "pad"] = spec()
+
+    def __post_init__(self):
+        object.__setattr__(self, "images", _folder(self.images))
+        object.__setattr__(self, "foreground", _folder(self.foreground))
 
 
 @dataclass(frozen=True)
@@ -106,8 +122,12 @@ class FolderHoles:
     """A user's own hole masks (`holes.source: folder`): a test folder, or one folder split by `seed`."""
 
     train: str = spec()
-    test: str = spec()                  # "" = hold out `test_share` of `train`'s masks
+    test: str = spec()                  # "" (none in params) = hold out `test_share` of `train`'s masks
     test_share: float = spec(gt=0.0, lt=1.0)
+
+    def __post_init__(self):
+        object.__setattr__(self, "train", _folder(self.train))
+        object.__setattr__(self, "test", _folder(self.test))
 
 
 @dataclass(frozen=True)
@@ -274,7 +294,7 @@ def _folder_checks(params: Params, problems: list[str]) -> None:
     """The keys of the folder sources (README: "Your own data")."""
     data, holes = params.data.folder, params.holes.folder
     if params.data.source == "folder" and not data.images.strip():
-        problems.append("data.folder.images: empty; with data.source: folder give the folder of your face "
+        problems.append("data.folder.images: none; with data.source: folder give the folder of your face "
                         "images (an absolute path)")
     if data.label_ids and data.label_count <= max(data.label_ids):
         problems.append(f"data.folder.label_count: {data.label_count} must exceed every id of "
@@ -282,11 +302,11 @@ def _folder_checks(params: Params, problems: list[str]) -> None:
                         "of your face parser (19 for BiSeNet face parsing)")
     if params.holes.source == "folder":
         if not holes.train.strip():
-            problems.append("holes.folder.train: empty; with holes.source: folder give the folder of your hole "
+            problems.append("holes.folder.train: none; with holes.source: folder give the folder of your hole "
                             "masks (an absolute path)")
         elif holes.test.strip() and Path(holes.test) == Path(holes.train):
             problems.append("holes.folder.test: the same folder as holes.folder.train, so the test masks would "
-                            "be training masks; give a separate folder, or \"\" to hold out holes.folder.test_share")
+                            "be training masks; give a separate folder, or none to hold out holes.folder.test_share")
     if params.data.source == "folder" and params.holes.train_mix > 0:
         problems.append(f"holes.train_mix: {params.holes.train_mix} draws training holes from CelebAMask-HQ's "
                         "part annotations, which data.source: folder does not have; set it to 0")
@@ -333,9 +353,23 @@ def _check_methods(listed: Any, models: Any, problems: list[str]) -> None:
             problems.append(f"models.{name}: expected a mapping of keys, got {section!r} ({type(section).__name__})")
 
 
+def _blank_folder_keys(raw: dict, problems: list[str]) -> None:
+    """An empty folder key stops DVC before any stage runs (dvc.yaml lists it as a dep, and DVC
+    fails on an empty path with "unexpected error"); `fgi check-params` names the key and the fix."""
+    for section, keys in FOLDER_KEYS.items():
+        folder = raw[section].get("folder") if isinstance(raw.get(section), dict) else None
+        for key in keys if isinstance(folder, dict) else ():
+            if isinstance(folder.get(key), str) and not folder[key].strip():
+                problems.append(f"{section}.folder.{key}: empty, and dvc.yaml lists it as a dependency of the "
+                                f"manifest stage, which DVC cannot give an empty path; write {NO_FOLDER} for no "
+                                "folder, or the folder's absolute path")
+
+
 def parse_params(raw: Any) -> Params:
     """Validate an already-parsed mapping; raise ParamsError listing every problem."""
     problems: list[str] = []
+    if isinstance(raw, dict):
+        _blank_folder_keys(raw, problems)
     params = build_section(raw, Params, "", problems)
     if isinstance(raw, dict):
         _check_methods(raw.get("methods"), raw.get("models"), problems)

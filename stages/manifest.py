@@ -1,4 +1,4 @@
-"""DVC stage `manifest`: the files of a folder source, with sizes and sha256 (run on every `dvc repro`)."""
+"""DVC stage `manifest`: the files of a folder source, with sizes and sha256 (rerun when a folder changes)."""
 
 from pathlib import Path
 

@@ -37,8 +37,8 @@ NUMBER = re.compile(r"(?<![\w.])(?>\d+(?:,\d{3})*(?:\.\d+)?)(?!\w)")
 LINK = re.compile(r"!?\[((?:[^\[\]]|\[[^\]]*\])*)\]\(([^()\s]+)\)")
 FENCE = re.compile(r"^```.*?^```[^\n]*$", re.MULTILINE | re.DOTALL)
 # Repository paths a page may name in prose or code, checked to exist (templates like <name> skipped).
-SOURCE_PATH = re.compile(r"(?<![\w/.-])((?:fgi|stages|tests|benchmarks|docs)/[\w./-]*\.(?:py|md|yaml|png|js|css|html)"
-                         r"|configs/[\w.-]+\.yaml)")
+SOURCE_PATH = re.compile(r"(?<![\w/.-])((?:fgi|stages|tests|benchmarks|docs)/[\w./-]*\.(?:py|md|yaml|png|json|js|css|html)"
+                         r"|configs/[\w.-]+\.yaml)(?!\w)")
 
 
 def relative(path: Path) -> str:

@@ -1,7 +1,10 @@
 """The `manifest` stage: what a folder source holds, file by file, with sizes and sha256.
 
-DVC cannot watch a folder outside the repository, so this stage runs on every
-`dvc repro` (`always_changed` in dvc.yaml) and lists the folders the params name:
+dvc.yaml lists the four folder keys (data.folder.images / .foreground, holes.folder.train /
+.test) as this stage's deps, so DVC hashes those folders, outside the repository, and `dvc status`
+names this stage when a file is added, changed or removed, before any `dvc repro`. DVC cannot
+depend on an empty path, so a key that names no folder is `none` (the stand-in folder none/; fgi's
+params read it as "", see fgi.config.NO_FOLDER). The stage lists the folders the params name:
 
     images.csv       stem, path, bytes, sha256           the faces (data.folder.images)
     foreground.csv   stem, path, bytes, sha256           their foreground masks (data.folder.foreground)
@@ -19,7 +22,8 @@ files are left out and counted. Refused, each with one line naming the file and 
 anything is written: a folder that does not exist, a symlink that leads out of the folder, two
 files of one stem (`a.png` and `a.jpg`, or `A.png`: outputs are named by the stem), a stem that
 cannot name an output, an empty folder, images without a mask or masks without an image, and
-a test folder of holes inside the training one or around it.
+a test folder of holes inside the training one or around it. (A folder that does not exist stops
+`dvc repro` before this stage runs, DVC failing to hash its dep; `dvc status` shows it deleted.)
 
 Hashing a large set takes minutes, so each file's sha256 is kept in `data/manifest_cache/` (no
 DVC output, like `data/fid_cache/`) with the file's size and modification time, and computed
