@@ -17,9 +17,9 @@ the commit it ran, and git's hash of every file of its code closure, with the pa
     params             {key: value} that the record's run read, from `params_file` and `overrides`
 
 A record is current while every file of its closure has the hash it had (git's blob id; a YAML
-file's parsed values) and every param the value; otherwise stale, naming what changed. The command that makes a record stamps it
-(`stamp`); a stamp made from an earlier commit (`commit=`) hashes that commit's files, so a
-record made before stamps existed says what it ran.
+file's parsed values) and every param the value; otherwise stale, naming what changed. The
+command that makes a record stamps it (`stamp`); a stamp made from an earlier commit (`commit=`)
+hashes that commit's files, so a record made before stamps existed says what it ran.
 """
 
 from __future__ import annotations
