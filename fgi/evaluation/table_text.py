@@ -47,14 +47,16 @@ def display_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
     cells = pd.DataFrame(index=frame.index)
     for column in shown:
         low_key, high_key = (column + suffix for suffix in CI_SUFFIXES)
+        values = frame[column].tolist()
+        if column.endswith(" p"):
+            cells[column] = [_p_value(value) for value in values]
+            continue
+        # Whole columns as lists: a cell lookup per value (frame.at) was most of a table's time.
+        lows = frame[low_key].tolist() if low_key in frame else [None] * len(values)
+        highs = frame[high_key].tolist() if high_key in frame else [None] * len(values)
         texts = []
-        for index, value in frame[column].items():
-            if column.endswith(" p"):
-                texts.append(_p_value(value))
-                continue
+        for value, low, high in zip(values, lows, highs):
             text = _cell(value)
-            low = frame.at[index, low_key] if low_key in frame else None
-            high = frame.at[index, high_key] if high_key in frame else None
             if text != "n/a" and low is not None and not pd.isna(low):
                 if column == "Rank":
                     text = f"{value} [{low}, {high}]"

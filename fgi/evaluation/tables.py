@@ -84,28 +84,46 @@ def summarise(per_image: pd.DataFrame, region: str, fid: dict, cards: Cards) -> 
     return result
 
 
+class PairedValues:
+    """Every per-pair metric of one run's per-image rows as (pairs, methods) tables, each pivoted
+    once: the tables read a region and metric dozens of times, and a pivot per read was a third
+    of their time. Call it with (region, metric); see `paired_values`. The tables it returns are
+    shared between calls: read them, do not modify them."""
+
+    def __init__(self, per_image: pd.DataFrame, cards: Cards):
+        counts = per_image.groupby("method")["image_id"].nunique()
+        if counts.nunique() != 1 or per_image.duplicated(["method", "image_id"]).any():
+            raise ValueError("the methods were not evaluated on the same test pairs")
+        self.per_image, self.methods = per_image, method_order(per_image, cards)
+        self._pivoted: dict[str, pd.DataFrame] = {}
+
+    def __call__(self, region: str, metric: str) -> pd.DataFrame:
+        column = f"{region}/{metric}"
+        if column not in self.per_image:
+            return pd.DataFrame(columns=self.methods)
+        if column not in self._pivoted:
+            values = self.per_image.pivot(index="image_id", columns="method", values=column).sort_index()
+            values = values[self.methods].dropna()
+            self._pivoted[column] = values.clip(upper=PSNR_CAP) if metric == "psnr" else values
+        return self._pivoted[column]
+
+
 def paired_values(per_image: pd.DataFrame, region: str, metric: str, cards: Cards) -> pd.DataFrame:
     """(pairs, methods) values of one metric, rows in image_id order, PSNR capped as in the means;
     only the pairs where every method has a value (an empty foreground has none). Empty when
     the metric was not measured (an older run, or LPIPS without its weights)."""
-    counts = per_image.groupby("method")["image_id"].nunique()
-    if counts.nunique() != 1 or per_image.duplicated(["method", "image_id"]).any():
-        raise ValueError("the methods were not evaluated on the same test pairs")
-    column = f"{region}/{metric}"
-    if column not in per_image:
-        return pd.DataFrame(columns=method_order(per_image, cards))
-    values = per_image.pivot(index="image_id", columns="method", values=column).sort_index()
-    values = values[method_order(per_image, cards)].dropna()
-    return values.clip(upper=PSNR_CAP) if metric == "psnr" else values
+    return PairedValues(per_image, cards)(region, metric)
 
 
-def intervals(per_image: pd.DataFrame, region: str, bootstrap, cards: Cards) -> dict[str, dict[str, tuple[float, float]]]:
+def intervals(per_image: pd.DataFrame, region: str, bootstrap, cards: Cards,
+              paired: PairedValues | None = None) -> dict[str, dict[str, tuple[float, float]]]:
     """{method: {metric: (low, high)}}: the bootstrap interval of each per-pair mean, one set of
-    resamples for every method (paired)."""
+    resamples for every method (paired). `paired`: the rows' `PairedValues`, when already built."""
+    paired = paired or PairedValues(per_image, cards)
     result: dict[str, dict[str, tuple[float, float]]] = {m: {} for m in method_order(per_image, cards)}
     indices = None
     for metric in PER_IMAGE_METRICS:
-        values = paired_values(per_image, region, metric, cards)
+        values = paired(region, metric)
         if values.empty:
             continue
         if indices is None or indices.shape[1] != len(values):  # the same pairs share one set
@@ -140,7 +158,7 @@ def bin_labels(per_image: pd.DataFrame) -> list[str]:
     return sorted(per_image["bin"].unique(), key=lambda label: float(label.strip("(").split(",")[0]))
 
 
-def bins_frame(per_image: pd.DataFrame, cards: Cards, bootstrap=None) -> pd.DataFrame:
+def bins_frame(per_image: pd.DataFrame, cards: Cards, bootstrap=None, paired: PairedValues | None = None) -> pd.DataFrame:
     """One row per method and hole-ratio bin, bins in ascending order; with `bootstrap`, each
     mean's interval over the bin's pairs (paired across methods within the bin)."""
     labels = bin_labels(per_image)
@@ -150,7 +168,8 @@ def bins_frame(per_image: pd.DataFrame, cards: Cards, bootstrap=None) -> pd.Data
     cis: dict[tuple[str, str, str], tuple[float, float]] = {}
     if bootstrap is not None:
         # One (pairs, methods) table per column, sliced per bin: every pair sits in one bin.
-        wide = {header: paired_values(per_image, *column.split("/"), cards) for header, column in columns.items()}
+        paired = paired or PairedValues(per_image, cards)
+        wide = {header: paired(*column.split("/")) for header, column in columns.items()}
         bin_of_pair = per_image.drop_duplicates("image_id").set_index("image_id")["bin"]
         for index, label in enumerate(labels):
             pairs = bin_of_pair.index[bin_of_pair == label]
@@ -178,14 +197,14 @@ def bins_frame(per_image: pd.DataFrame, cards: Cards, bootstrap=None) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def paired_differences(per_image: pd.DataFrame, bootstrap, cards: Cards, metrics, comparisons):
+def paired_differences(paired: PairedValues, bootstrap, metrics, comparisons):
     """(region, metric, first, second, first − second per pair, its interval) for each pair of
     methods `comparisons(methods)` names, in every region and metric that has values; the
     differences' intervals share one set of resamples per region (paired)."""
     for region in TABLES.values():
         indices = None
         for metric in metrics:
-            values = paired_values(per_image, region, metric, cards)
+            values = paired(region, metric)
             if values.empty:
                 continue
             if indices is None or indices.shape[1] != len(values):
@@ -196,7 +215,7 @@ def paired_differences(per_image: pd.DataFrame, bootstrap, cards: Cards, metrics
                                                                                      bootstrap.level)
 
 
-def paired_frame(per_image: pd.DataFrame, bootstrap, cards: Cards) -> pd.DataFrame:
+def paired_frame(per_image: pd.DataFrame, bootstrap, cards: Cards, paired: PairedValues | None = None) -> pd.DataFrame:
     """Table 5: for every other method, region and per-pair metric, the mean of (proposed − method)
     over the pairs, its paired bootstrap interval, the Wilcoxon signed-rank p-value and its
     Holm-adjusted value over every test of the table. Empty without a `proposed` method."""
@@ -208,12 +227,12 @@ def paired_frame(per_image: pd.DataFrame, bootstrap, cards: Cards) -> pd.DataFra
              "Pairs": len(difference), f"{us} − other": difference.mean(), f"{us} − other ci_low": low,
              f"{us} − other ci_high": high, "Wilcoxon p": stats.wilcoxon_p(difference)}
             for region, metric, _, method, difference, (low, high) in paired_differences(
-                per_image, bootstrap, cards, PER_IMAGE_METRICS,
+                paired or PairedValues(per_image, cards), bootstrap, PER_IMAGE_METRICS,
                 lambda methods: [(reference, m) for m in methods if m != reference])]
     return tested(rows, lambda row: verdict(row, 1.0 - bootstrap.level, us))
 
 
-def all_pairs_frame(per_image: pd.DataFrame, bootstrap, cards: Cards) -> pd.DataFrame:
+def all_pairs_frame(per_image: pd.DataFrame, bootstrap, cards: Cards, paired: PairedValues | None = None) -> pd.DataFrame:
     """Table 5 for every pair of methods (A before B in the cards' order), per region and metric
     of ALL_PAIRS_METRICS: the mean of A − B over the pairs, its paired interval, Wilcoxon p,
     Holm p over every test of this table, and the better method where Holm p < 1 − level."""
@@ -221,7 +240,7 @@ def all_pairs_frame(per_image: pd.DataFrame, bootstrap, cards: Cards) -> pd.Data
              "Metric": HEADERS[metric], "Pairs": len(difference), "A − B": difference.mean(), "A − B ci_low": low,
              "A − B ci_high": high, "Wilcoxon p": stats.wilcoxon_p(difference)}
             for region, metric, first, second, difference, (low, high) in paired_differences(
-                per_image, bootstrap, cards, ALL_PAIRS_METRICS, lambda methods: itertools.combinations(methods, 2))]
+                paired or PairedValues(per_image, cards), bootstrap, ALL_PAIRS_METRICS, lambda methods: itertools.combinations(methods, 2))]
     return tested(rows, lambda row: better(row["Method A"], row["Method B"], row["Metric"], row["A − B"],
                                            row["Holm p"], 1.0 - bootstrap.level))
 
@@ -249,11 +268,13 @@ def verdict(row: dict, alpha: float, us: str) -> str:
     return better(us, row[f"{us} vs"], row["Metric"], row[f"{us} − other"], row["Holm p"], alpha)
 
 
-def rank_frame(runs: list[pd.DataFrame], bootstrap, cards: Cards) -> pd.DataFrame:
+def rank_frame(runs: list[pd.DataFrame], bootstrap, cards: Cards,
+               paired: list[PairedValues] | None = None) -> pd.DataFrame:
     """The methods' ranks by mean PSNR (capped) per region, over all pairs and per hole-ratio bin,
     with intervals and groups (`ranks.rank_frame`); `runs`: the per-image rows of one setting's
     training seeds, on the same test pairs (the first gives the bins)."""
-    psnr = {region: [paired_values(run, region, "psnr", cards) for run in runs] for region in TABLES.values()}
+    paired = paired or [PairedValues(run, cards) for run in runs]
+    psnr = {region: [of_run(region, "psnr") for of_run in paired] for region in TABLES.values()}
     bin_of_pair = runs[0].drop_duplicates("image_id").set_index("image_id")["bin"]
     return ranks.rank_frame({region: frames for region, frames in psnr.items() if not frames[0].empty},
                             bin_labels(runs[0]), bin_of_pair, bootstrap, cards.display)
@@ -289,15 +310,17 @@ def paired_note(bootstrap, tests: int, us: str | None) -> str:
             "value and is not tested. " + DEFINITIONS)
 
 
-def write_comparisons(per_image: pd.DataFrame, out: Path, bootstrap, cards: Cards) -> list[Path]:
+def write_comparisons(per_image: pd.DataFrame, out: Path, bootstrap, cards: Cards,
+                      paired: PairedValues | None = None) -> list[Path]:
     """Every pair of methods tested (table5_all_pairs) and the ranks with intervals (table5_ranks)
     under `out`; nothing with fewer than two methods. Returns what was written."""
-    all_pairs = all_pairs_frame(per_image, bootstrap, cards)
+    paired = paired or PairedValues(per_image, cards)
+    all_pairs = all_pairs_frame(per_image, bootstrap, cards, paired)
     if all_pairs.empty:
         return []
     write_table(all_pairs, out, "table5_all_pairs", title("table5_all_pairs", cards),
                 paired_note(bootstrap, len(all_pairs), None))
-    write_table(rank_frame([per_image], bootstrap, cards), out, "table5_ranks", title("table5_ranks", cards),
+    write_table(rank_frame([per_image], bootstrap, cards, [paired]), out, "table5_ranks", title("table5_ranks", cards),
                 ranks.note(bootstrap, PSNR_CAP))
     return [out / f"{name}.{kind}" for name in ("table5_all_pairs", "table5_ranks") for kind in ("csv", "md", "tex")]
 
@@ -315,18 +338,19 @@ def write_table(frame: pd.DataFrame, out: Path, name: str, heading: str, note: s
 def build_tables(per_image: pd.DataFrame, fid: dict, out: Path, bootstrap, cards: Cards) -> dict:
     """Write every table; return the measured means for `reports/metrics.json`."""
     measured, note = {}, interval_note(bootstrap) + " " + DEFINITIONS
+    paired = PairedValues(per_image, cards)
     for name, region in TABLES.items():
         summary = summarise(per_image, region, fid, cards)
         measured[name] = summary
         said = f"{NO_FOREGROUND} {note}" if region == "foreground" and unmeasured(per_image, region) else note
-        write_table(comparison_frame(summary, region, cards, intervals(per_image, region, bootstrap, cards)),
+        write_table(comparison_frame(summary, region, cards, intervals(per_image, region, bootstrap, cards, paired)),
                     out, name, title(name, cards), said)
-    write_table(bins_frame(per_image, cards, bootstrap), out, "table4_bins", title("table4_bins", cards), note)
-    paired = paired_frame(per_image, bootstrap, cards) if cards.proposed() else pd.DataFrame()
-    if not paired.empty:
-        write_table(paired, out, "table5_paired", title("table5_paired", cards),
-                    paired_note(bootstrap, len(paired), cards.display(cards.proposed())))
-    write_comparisons(per_image, out, bootstrap, cards)
+    write_table(bins_frame(per_image, cards, bootstrap, paired), out, "table4_bins", title("table4_bins", cards), note)
+    against_us = paired_frame(per_image, bootstrap, cards, paired) if cards.proposed() else pd.DataFrame()
+    if not against_us.empty:
+        write_table(against_us, out, "table5_paired", title("table5_paired", cards),
+                    paired_note(bootstrap, len(against_us), cards.display(cards.proposed())))
+    write_comparisons(per_image, out, bootstrap, cards, paired)
     return measured
 
 
