@@ -10,31 +10,16 @@ import re
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ctrl_c_stops_the_group, free_port, kill_leftovers, save_random_ours
+from conftest import ctrl_c_stops_the_group, free_port, kill_leftovers, save_random_ours, wait_until_ready
 from fgi import cli, tracking
 from fgi.apps.inpaint import inpaint_image
 from fgi.inference import load_generator
-
-
-def wait_for_health(url: str, launcher: subprocess.Popen, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert launcher.poll() is None, f"fgi ui exited with {launcher.returncode}"
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"no MLflow server answered at {url}/health within {timeout_s} s")
 
 
 def files_under(folder: Path) -> list[str]:
@@ -68,7 +53,7 @@ def test_a_team_server_keeps_runs_and_artifacts_and_serves_the_generator(tmp_pat
         server_pid = int(re.search(r"server pid (\d+)", first).group(1))
         assert f"artifacts proxied to {(server_side / 'artifacts').as_uri()}" in first
         assert launcher.stdout.readline().strip() == f"Clients log here with: export MLFLOW_TRACKING_URI={url}"
-        wait_for_health(url, launcher)
+        wait_until_ready(launcher, url)
 
         with tracking.Run("fgi-team", tags=tracking.stage_tags(model="ours")) as run:
             run.log_params({"data": {"size": 32}})

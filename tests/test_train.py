@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -67,22 +66,25 @@ def python_env() -> dict:
 
 def test_kill_9_then_rerun_resumes_from_the_checkpoint(workdir):
     # The first run cannot finish on a machine of any speed (its step cap is out of reach); it is
-    # killed on the training process's own signal, its first checkpoint appearing (written
-    # atomically, so a complete file). The rerun's cap, which is not part of the checkpoint's
-    # fingerprint, lies past wherever the kill landed.
+    # killed once its log says the first checkpoint is written (atomically, so a complete file).
+    # The rerun's cap, which is not part of the checkpoint's fingerprint, lies past wherever the
+    # kill landed.
     write_params(workdir, **{"train.max_steps": 10**6, "train.epochs": 10**6, "train.checkpoint_every": 5,
                              "train.log_every": 5})
     command = [sys.executable, "-m", "stages.train", "ours"]
     first = subprocess.Popen(command, cwd=workdir, env=python_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, start_new_session=True)
     checkpoint = workdir / "checkpoints" / "ours" / "last.pt"
-    deadline = time.monotonic() + 300
-    while not checkpoint.exists() and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)  # how often to look, not how long to wait: the kill follows the file
-    assert first.poll() is None, first.stdout.read().decode()[-3000:]
+    said = f"train@ours: checkpoint at step 5 in {checkpoint.relative_to(workdir)}"
+    log = []
+    for line in first.stdout:  # blocks until the line comes, or ends with the process
+        log.append(line.decode())
+        if line.decode().strip() == said:
+            break
+    assert first.poll() is None, "".join(log)[-3000:]
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
-    assert first.returncode == -signal.SIGKILL, first.stdout.read().decode()[-3000:]
+    assert first.returncode == -signal.SIGKILL, "".join(log)[-3000:]
     killed_at = load_checkpoint(checkpoint)["step"]
     assert killed_at > 0 and killed_at % 5 == 0
     assert not (workdir / "models" / "ours" / "model.pt").exists()

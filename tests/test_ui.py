@@ -9,10 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
-from conftest import ctrl_c_stops_the_group, free_port, group_alive, kill_leftovers
+from conftest import ctrl_c_stops_the_group, free_port, group_alive, kill_leftovers, wait_until_ready
 from fgi.apps import ui
 
 
@@ -75,15 +74,9 @@ def test_ui_answers_and_ctrl_c_stops_the_whole_group(tmp_path, mlflow_template):
         assert f"sqlite:///{tmp_path}" in first_line and (tmp_path / "mlartifacts").as_uri() in first_line
         clients = launcher.stdout.readline().strip()
         assert clients == f"Clients log here with: export MLFLOW_TRACKING_URI=http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        status = None
-        while time.monotonic() < deadline and status != 200:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as reply:
-                    status = reply.status
-            except OSError:
-                time.sleep(0.5)
-        assert status == 200, "the MLflow UI did not answer within 30 s"
+        wait_until_ready(launcher, f"http://127.0.0.1:{port}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as reply:
+            assert reply.status == 200, "the MLflow UI's page did not load"
         assert group_alive(server_pid)
 
         ctrl_c_stops_the_group(launcher, server_pid)

@@ -33,6 +33,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from fgi import tracking
@@ -101,6 +103,26 @@ def client_uri(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
+def probe_url(host: str, port: int, uri: str) -> str:
+    """Where this machine asks whether the server is up: through loopback when it listens on
+    every interface (its public name may not route back here), else at the clients' URL."""
+    if host in ("0.0.0.0", ""):
+        return f"http://127.0.0.1:{port}"
+    return f"http://[::1]:{port}" if host == "::" else uri
+
+
+def answers(url: str) -> bool:
+    """The server at `url` answers its health check now: with 200, or with a refusal (its
+    Host-header check), which also says it is listening."""
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:  # not listening yet; URLError and timeouts are OSErrors too
+        return False
+
+
 def _stop_group(server: subprocess.Popen, grace_s: float = 10.0) -> None:
     """SIGTERM the server's process group, SIGKILL what is left after `grace_s`. The server is
     reaped on the way: a zombie leader would keep the group "alive" to `killpg(pgid, 0)`."""
@@ -157,7 +179,11 @@ def serve(root: Path | None = None, host: str = "127.0.0.1", port: int = 5000,
                   "where everyone who can reach it is trusted (VPN, firewall) or put an authenticating proxy in "
                   "front", file=sys.stderr, flush=True)
         # Polled, not wait()ed: a wait() interrupted by the signal holds the lock that reaping needs.
+        ready = False
         while not stopping and server.poll() is None:
+            if not ready and answers(probe_url(host, port, uri)):
+                ready = True
+                print(f"Ready: open {uri} in a browser.", flush=True)
             time.sleep(0.2)
     finally:
         # The server may die on its own and leave a worker behind: stop the group anyway.

@@ -264,6 +264,8 @@ def checkpoint(session: Session, epoch: int) -> None:
     if world.writer:
         save_checkpoint(session.last, objective, session.step, epoch, session.params, session.key,
                         session.history, rng_by_rank)
+        # In the log, so that one reading it knows where a rerun resumes after a crash or a kill.
+        print(f"train@{session.name}: checkpoint at step {session.step} in {session.last}", flush=True)
 
 
 def loop(session: Session, run: tracking.Run) -> int:
