@@ -1,6 +1,7 @@
 """`dvc status` tells the truth with folder sources: up to date after `dvc repro`, and a file added to
-or changed in a user's folder (outside the repository) names the manifest stage before any repro,
-because dvc.yaml lists the folders themselves as the manifest's deps (README: "Your own data")."""
+or changed in a user's folder (outside the repository) names the manifest stage, and prepare for
+faces, before any repro, because dvc.yaml lists the folders themselves as their
+deps (README: "Your own data")."""
 
 from __future__ import annotations
 
@@ -70,8 +71,8 @@ def test_a_face_added_to_the_folder_shows_before_any_repro(folder_repo):
     repo, folders = folder_repo
     face(SIZE, SIZE, 99).save(folders / "faces" / "00010" / "new_capture.png")
     binary_mask(SIZE, SIZE).save(folders / "masks" / "new_capture.png")
-    assert status(repo, "prepare") == {"manifest": [{"changed deps": {
-        str(folders / "faces"): "modified", str(folders / "masks"): "modified"}}]}
+    changed = [{"changed deps": {str(folders / "faces"): "modified", str(folders / "masks"): "modified"}}]
+    assert status(repo, "prepare") == {"manifest": changed, "prepare": changed}
     # The repro that status promises: the manifest lists the new face, so prepare reruns and splits it.
     assert stages_run(run_dvc(repo, "repro", "prepare")) == {"manifest", "prepare"}
     prepared = repo / "data" / "prepared"
@@ -85,8 +86,8 @@ def test_a_changed_hole_mask_shows_before_any_repro(folder_repo):
     original = mask.read_bytes()
     mask.write_bytes((folders / "holes" / "test" / "mask003.png").read_bytes())
     try:
-        assert status(repo, "manifest") == {"manifest": [{"changed deps": {
-            str(folders / "holes" / "test"): "modified"}}]}
+        changed = [{"changed deps": {str(folders / "holes" / "test"): "modified"}}]
+        assert status(repo, "manifest") == {"manifest": changed}
     finally:
         mask.write_bytes(original)
     assert status(repo, "manifest") == {}, "the folder as it was: nothing to rerun"
