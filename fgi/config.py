@@ -66,6 +66,20 @@ class ArchiveSource:
 
 
 @dataclass(frozen=True)
+class ReleasedWeights:
+    """`models.<name>.released`: the method's authors' released weights, used instead of training
+    (README: "Baselines from released weights"); url and path empty = train as usual."""
+
+    url: str = spec()       # http(s) URL of the checkpoint file or of an archive holding it
+    path: str = spec()      # or a local file or folder (the release's own layout)
+    sha256: str = spec()    # of the downloaded or local file; empty = recorded, not checked
+
+    @property
+    def given(self) -> bool:
+        return bool(self.url.strip() or self.path.strip())
+
+
+@dataclass(frozen=True)
 class FolderData:
     """A user's own faces (`data.source: folder`) and, optionally, a face parser's masks of them."""
 
@@ -413,6 +427,28 @@ def method_section(name: str, raw: Any) -> Any:
     return section
 
 
+def released_problems(params: Params, name: str, section: Any) -> list[str]:
+    """Why method `name` cannot use the released weights its section names (`models.<name>.released`),
+    one line each; [] when it names none. The releases work at one size and width only."""
+    released = getattr(section, "released", None)
+    if released is None or not released.given:
+        return []
+    key, importer = f"models.{name}.released", registry.get(name).importer
+    if importer is None:
+        return [f"{key}: {name} cannot read released weights; clear url and path"]
+    problems = []
+    if released.url.strip() and released.path.strip():
+        problems.append(f"{key}: both url and path are set; give one (path: a file or folder on this machine)")
+    if params.data.size != importer.size:
+        problems.append(f"{key}: the release ({importer.source}) works at {importer.size}x{importer.size}, and "
+                        f"data.size is {params.data.size}; set data.size: {importer.size}, or clear {key}")
+    width = getattr(section, "width", importer.width)
+    if width != importer.width:
+        problems.append(f"{key}: the release's width is {importer.width:g}, and models.{name}.width is {width:g}; "
+                        f"set models.{name}.width: {importer.width:g}, or clear {key}")
+    return problems
+
+
 def method_config(params: Params, name: str) -> Any:
     """The validated section of method `name`, which `methods` must list."""
     if name not in params.methods:
@@ -420,9 +456,10 @@ def method_config(params: Params, name: str) -> Any:
         raise ParamsError([f"methods: {name!r} is not listed; add it{example} or choose one of "
                            f"{', '.join(params.methods)}"])
     section = method_section(name, params.models[name])
-    refusal = foreground_refusal(params, name)
-    if refusal:
-        raise ParamsError([refusal])
+    refusals = [line for line in (foreground_refusal(params, name),) if line]
+    refusals += released_problems(params, name, section)
+    if refusals:
+        raise ParamsError(refusals)
     return section
 
 
@@ -432,9 +469,12 @@ def check_sections(params: Params) -> None:
     problems = []
     for name, raw in params.models.items():
         try:
-            method_section(name, raw)
+            section = method_section(name, raw)
         except ParamsError as err:
             problems += err.problems
+            continue
+        if name in params.methods:
+            problems += released_problems(params, name, section)
     problems += [line for line in (foreground_refusal(params, name) for name in params.methods
                                    if name in params.models) if line]
     if problems:

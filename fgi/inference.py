@@ -107,7 +107,10 @@ def load_generator(path: Path, map_location: torch.device | str = "cpu") -> tupl
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
         name, size = checkpoint["model"], checkpoint["size"]
         method = methods.get(name)
-        generator = method.generator(method_section(name, checkpoint["cfg"]), size)
+        cfg = checkpoint["cfg"]
+        if method.importer is not None and "released" not in cfg:  # written before the key existed: trained
+            cfg = {**cfg, "released": {"url": "", "path": "", "sha256": ""}}
+        generator = method.generator(method_section(name, cfg), size)
         if method.learned:
             generator.load_state_dict(checkpoint["generator"])
             generator = generator.to(map_location).eval()
@@ -116,6 +119,15 @@ def load_generator(path: Path, map_location: torch.device | str = "cpu") -> tupl
     except Exception as err:  # noqa: BLE001 - a corrupt or foreign file is the user's to replace
         raise UserError(f"{path}: not a model checkpoint of this project ({type(err).__name__}: {err})") from err
     return name, generator, size
+
+
+def released_record(path: Path) -> dict | None:
+    """The `released` record a model.pt holds (None: trained here, not imported), its weights
+    memory-mapped, not read."""
+    path = Path(path)
+    checkpoint = torch.load(path / "model.pt" if path.is_dir() else path, map_location="cpu",
+                            weights_only=True, mmap=True)
+    return checkpoint.get("released")
 
 
 def prepare_generator(generator, precision: str, where: torch.device) -> str:

@@ -19,7 +19,8 @@ reported as "n/a", never as a number computed with random weights.
 
 `<out>/provenance.json` maps each network to
 `{"status": "pretrained", "file": ..., "sha256": ..., "source": ...}` or
-`{"status": "random-init (offline)", "reason": ...}`.
+`{"status": "random-init (offline)", "reason": ...}`, and each method's released weights
+(`models.<name>.released`, `fgi.data.released`) `released/<name>` to `{"status": "released", ...}`.
 """
 
 from __future__ import annotations
@@ -94,11 +95,13 @@ def _fetch_one(name: str, url: str, out: Path, download: bool, timeout_s: float)
     return {"status": "pretrained", "file": target.name, "sha256": digest, "source": source}
 
 
-def fetch_weights(params: Params, out: Path) -> dict:
-    """Fill `out` with the pretrained files that can be had; write provenance.json."""
+def fetch_weights(params: Params, out: Path, released: dict | None = None) -> dict:
+    """Fill `out` with the pretrained files that can be had; write provenance.json, with the
+    entries of the released weights already brought (`fgi.data.released.fetch_released`)."""
     out.mkdir(parents=True, exist_ok=True)
     provenance = {name: _fetch_one(name, url, out, params.weights.download, params.weights.timeout_s)
                   for name, url in NETWORKS.items()}
+    provenance.update(released or {})
     files.write_json_atomic(out / "provenance.json", provenance)
     return provenance
 

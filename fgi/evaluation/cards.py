@@ -6,7 +6,9 @@ it learns, and the values its paper published. `evaluate` collects the cards of
 the compared methods, in the order of `methods` in params.yaml, into
 `reports/methods.json`; the tables, figures, report, study and seeds read them
 there. So the evaluation imports no method, and a method from another package
-shows in every table under its own name.
+shows in every table under its own name. A method whose weights are a release's
+(`models.<name>.released`) is displayed `<name> (released)`, and its card's `released`
+line (the release, its training split, the test faces it saw) goes under every table.
 """
 
 from __future__ import annotations
@@ -25,6 +27,23 @@ def external(name: str) -> dict:
     """The card of `eval.external.<name>`: outputs made elsewhere, by a method we know nothing of."""
     return {"name": name, "display": name, "citation": "external", "role": "baseline", "learned": False,
             "published": {}, "external": True}
+
+
+def released_line(record: dict) -> str:
+    """What the tables say under a method whose weights are a release's (model.pt's `released`,
+    `fgi.training.released`): which release, its training split, and the test faces it saw."""
+    split = record.get("training_split") or "an unpublished split"
+    overlap = record["overlap"]
+    seen = (f"{overlap['seen']} of {overlap['of']} test faces seen in training" if overlap["seen"] is not None
+            else f"test faces seen in training: unknown ({overlap['why']})")
+    return f"released weights ({record['release']}), trained on {split}; {seen}"
+
+
+def with_release(card: dict, record: dict | None) -> dict:
+    """The card of a method whose model.pt holds `record` (None: trained here, the card as it is)."""
+    if record is None:
+        return card
+    return {**card, "display": f"{card['display']} (released)", "released": released_line(record)}
 
 
 class Cards(dict):
@@ -50,6 +69,10 @@ class Cards(dict):
 
     def learned(self) -> list[str]:
         return [name for name, card in self.items() if card["learned"]]
+
+    def released_note(self) -> str:
+        """One sentence per method with released weights, for the notes under the tables; '' for none."""
+        return " ".join(f"{card['display']}: {card['released']}." for card in self.values() if card.get("released"))
 
     def predicted(self) -> list[str]:
         """The methods the pipeline ran (`methods`), not `eval.external`'s outputs made elsewhere."""

@@ -23,8 +23,8 @@ from fgi import files, methods, progress
 from fgi.config import Params
 from fgi.data.dataset import PairSet
 from fgi.errors import UserError
-from fgi.evaluation.cards import CARD
-from fgi.inference import composite_uint8, device, load_generator
+from fgi.evaluation.cards import CARD, with_release
+from fgi.inference import composite_uint8, device, load_generator, released_record
 
 
 def predict(params: Params, method: str, out: Path, models: Path = Path("models"),
@@ -56,7 +56,8 @@ def predict(params: Params, method: str, out: Path, models: Path = Path("models"
         fill(model, components, [Path(pair["mask"]).with_suffix("").as_posix() for pair in components.pairs],
              out / "components", params.predict.batch_size, where, f"predict@{method} (components)")
         summary["component_pairs"] = len(components)
-    files.write_json_atomic(out / CARD, methods.get(method).card())
+    card = with_release(methods.get(method).card(), released_record(models / method))
+    files.write_json_atomic(out / CARD, card)
     return summary
 
 

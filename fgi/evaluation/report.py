@@ -103,9 +103,11 @@ def revision(root: Path) -> dict:
 
 
 def read_curves(root: Path, cards: Cards) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
-    """Each learned method's `curve.csv` and `val.csv`, in the tables' order."""
+    """Each trained method's `curve.csv` and `val.csv`, in the tables' order (not a learned method
+    whose weights are a release's: nothing was trained here)."""
     curves, validation = {}, {}
-    for model in (method for method in cards.predicted() if cards[method]["learned"]):
+    trained = (method for method in cards.predicted() if cards[method]["learned"] and not cards[method].get("released"))
+    for model in trained:
         curves[model] = pd.read_csv(need(root / "models" / model / "curve.csv", f"train@{model}"))
         validation[model] = pd.read_csv(need(root / "models" / model / "val.csv", f"train@{model}"))
     return curves, validation

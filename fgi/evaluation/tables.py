@@ -319,10 +319,16 @@ def write_comparisons(per_image: pd.DataFrame, out: Path, bootstrap, cards: Card
     if all_pairs.empty:
         return []
     write_table(all_pairs, out, "table5_all_pairs", title("table5_all_pairs", cards),
-                paired_note(bootstrap, len(all_pairs), None))
+                with_releases(cards, paired_note(bootstrap, len(all_pairs), None)))
     write_table(rank_frame([per_image], bootstrap, cards, [paired]), out, "table5_ranks", title("table5_ranks", cards),
-                ranks.note(bootstrap, PSNR_CAP))
+                with_releases(cards, ranks.note(bootstrap, PSNR_CAP)))
     return [out / f"{name}.{kind}" for name in ("table5_all_pairs", "table5_ranks") for kind in ("csv", "md", "tex")]
+
+
+def with_releases(cards: Cards, note: str) -> str:
+    """`note`, after a sentence per method whose weights are a release's (its rows are marked)."""
+    released = cards.released_note()
+    return f"{released} {note}" if released else note
 
 
 def title(name: str, cards: Cards) -> str:
@@ -337,7 +343,7 @@ def write_table(frame: pd.DataFrame, out: Path, name: str, heading: str, note: s
 
 def build_tables(per_image: pd.DataFrame, fid: dict, out: Path, bootstrap, cards: Cards) -> dict:
     """Write every table; return the measured means for `reports/metrics.json`."""
-    measured, note = {}, interval_note(bootstrap) + " " + DEFINITIONS
+    measured, note = {}, with_releases(cards, interval_note(bootstrap) + " " + DEFINITIONS)
     paired = PairedValues(per_image, cards)
     for name, region in TABLES.items():
         summary = summarise(per_image, region, fid, cards)
@@ -349,7 +355,7 @@ def build_tables(per_image: pd.DataFrame, fid: dict, out: Path, bootstrap, cards
     against_us = paired_frame(per_image, bootstrap, cards, paired) if cards.proposed() else pd.DataFrame()
     if not against_us.empty:
         write_table(against_us, out, "table5_paired", title("table5_paired", cards),
-                    paired_note(bootstrap, len(against_us), cards.display(cards.proposed())))
+                    with_releases(cards, paired_note(bootstrap, len(against_us), cards.display(cards.proposed()))))
     write_comparisons(per_image, out, bootstrap, cards, paired)
     return measured
 

@@ -46,6 +46,27 @@ def _no_problems(cfg: Any) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Imported:
+    """A released checkpoint, read: the generator with its weights, and what the import saw."""
+
+    generator: Any                 # the method's generator (an nn.Module in eval mode), the release's weights loaded
+    format: str                    # what the file was, e.g. "PyTorch Lightning checkpoint (advimman/lama)"
+    notes: tuple[str, ...] = ()    # one line each for the log: what the import left out, and why
+    training_split: str | None = None               # the release's training split by name; None = unpublished
+    training_images: frozenset[int] | None = None   # its CelebA-HQ indices (0-29999); None = unpublished
+
+
+@dataclass(frozen=True)
+class Importer:
+    """How a method reads its authors' released weights (`models.<name>.released`)."""
+
+    load: Callable[[Path, Any, int], Imported]   # (the release's file or folder, models.<name>, data.size)
+    size: int                      # the data.size the weights were trained at
+    width: float                   # the models.<name>.width they need
+    source: str                    # which release, e.g. "advimman/lama: lama-celeba-hq/lama-fourier"
+
+
+@dataclass(frozen=True)
 class Method:
     """One inpainting method. `generator(cfg, size)` builds what maps a masked image and its hole,
     (N, 3, S, S) in [-1, 1] and (N, 1, S, S) with 1 = hole, to a prediction of the same shape: a
@@ -65,6 +86,9 @@ class Method:
     # Its objective reads the foreground mask (fg_mask): on data without one (a folder source without
     # data.folder.foreground) it is refused, where every other method gets a mask of NaN ("unknown").
     needs_foreground: bool = False
+    # How it reads its authors' released weights instead of training (None: it cannot); its params
+    # section then has a `released` key (fgi.config.ReleasedWeights).
+    importer: Importer | None = None
 
     def __post_init__(self):
         if self.role not in ROLES:

@@ -22,6 +22,8 @@
   RNG states; nodes whose checkpoints disagree stop with a message). Logged
   losses are the mean over all ranks, so every node writes the same curves; a
   NaN on any rank stops every rank.
+* Released weights (`models.<name>.released`): imported instead of trained
+  (`fgi.training.released`), into the same outputs.
 * A classical method (no objective) has nothing to train: its stage writes the
   same outputs, a `model.pt` that holds its params, its validation PSNR and
   sample grid, so predict, `fgi inpaint` and `fgi serve` load every method alike.
@@ -50,17 +52,18 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from fgi import files, methods, progress, tracking
 from fgi.config import Params, load_params, method_config, to_dict
-from fgi.data.dataset import PairSet, TrainSet, to_uint8
+from fgi.data.dataset import TrainSet
 from fgi.data.weights import load_provenance, provenance_tag, weights_file
 from fgi.errors import UserError, exits_cleanly
-from fgi.evaluation import metrics
-from fgi.inference import device, processor, resolve_precision
-from fgi.methods.base import Objective, composite, make_objective, parameter_count, unwrap
+from fgi.inference import processor, resolve_precision
+from fgi.methods.base import Objective, make_objective, parameter_count, unwrap
 from fgi.methods.vgg import VGG16Features
-from fgi.training.checkpoint import (fingerprint, load_checkpoint, rng_state, save_atomic, save_checkpoint,
-                                     set_rng_state, write_curves)
+from fgi.training.checkpoint import (fingerprint, load_checkpoint, rng_state, save_checkpoint,
+                                     set_rng_state)
 from fgi.training.distributed import (Distributed, mean_over_ranks, on_any_rank, setup_distributed,
                                       step_range, sync_buffers)
+from fgi.training.outputs import save_outputs, validate, validation_batch
+from fgi.training.released import import_released
 
 
 @dataclass(frozen=True)
@@ -92,39 +95,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         # Deterministic mode also fills every new tensor with NaN, to expose reads of
         # uninitialised memory; no op of ours reads any, and the fills cost ~10 % of a CPU step.
         torch.utils.deterministic.fill_uninitialized_memory = False
-
-
-def sample_grid(masked: torch.Tensor, filled: torch.Tensor, image: torch.Tensor) -> np.ndarray:
-    """uint8 grid, one row per image: masked input | composited output | ground truth."""
-    rows = [np.concatenate(list(to_uint8(batch)), axis=1) for batch in (masked, filled, image)]
-    return np.concatenate(rows, axis=0)  # (3H, N*W, 3)
-
-
-@torch.no_grad()
-def validate(generator: Callable, batch: list[torch.Tensor], autocast) -> tuple[float, np.ndarray]:
-    """Mean PSNR inside the holes of the composited outputs, and the sample grid."""
-    image, hole, _ = batch
-    # Only rank 0 validates: the bare module, as DDP's forward would wait for the other ranks.
-    generator = unwrap(generator) if isinstance(generator, torch.nn.Module) else generator
-    was_training = getattr(generator, "training", False)
-    if was_training:
-        generator.eval()
-    masked = image * (1 - hole)
-    with autocast():
-        prediction = generator(masked, hole)
-    filled = composite(prediction.float(), image, hole)
-    if was_training:
-        generator.train()
-    mse = metrics.region_mse(to_uint8(filled), to_uint8(image), hole[:, 0].cpu().numpy() > 0.5)
-    values = metrics.psnr(mse)
-    # A perfect hole (PSNR +inf) cannot be averaged; 100 dB stands in for it.
-    return float(np.nanmean(np.minimum(values, 100.0))), sample_grid(masked, filled, image)
-
-
-def validation_batch(paths: Paths, count: int, device: torch.device) -> list[torch.Tensor]:
-    """The first `count` fixed test pairs: image, hole, fg_mask, each (N, C, S, S)."""
-    pairs = PairSet(paths.prepared, paths.foreground, paths.holes)
-    return [torch.stack([pairs[i][k] for i in range(min(count, len(pairs)))]).to(device) for k in range(3)]
 
 
 @dataclass
@@ -316,28 +286,6 @@ def loop(session: Session, run: tracking.Run) -> int:
     return epoch
 
 
-def save_outputs(params: Params, name: str, cfg: Any, paths: Paths, generator: Any, step: int,
-                 history: dict, grid: np.ndarray, run: tracking.Run, precision: str = "float32") -> None:
-    """`models/<name>/`: model.pt (method, size, params, generator weights), curves, sample grid.
-
-    model.pt records the params its stage trained with (`seed`, `train`, `models.<name>`), not the
-    whole file: a key this stage does not read must not change its bytes, since DVC would not rerun
-    it and the recorded copy would go stale."""
-    out = paths.models / name
-    weights = generator.state_dict() if isinstance(generator, torch.nn.Module) else {}
-    trained_with = {"seed": params.seed, "train": to_dict(params.train),
-                    "holes": {"train_mix": params.holes.train_mix}, "models": {name: to_dict(cfg)}}
-    final = {"model": name, "step": step, "size": params.data.size, "cfg": to_dict(cfg), "generator": weights,
-             "params": trained_with, "weights_provenance": provenance_tag(paths.weights),
-             "precision": precision, "processor": processor(device())}
-    save_atomic(final, out / "model.pt")
-    write_curves(out, history)
-    files.save_png(out / "samples.png", grid)
-    run.log_metrics({"final/psnr_hole": history["val"][-1]["psnr_hole"]}, step=step)
-    if params.tracking.log_models:
-        run.log_generator(out / "model.pt", "generator")
-
-
 def record_classical(params: Params, name: str, cfg: Any, paths: Paths, run: tracking.Run) -> None:
     """A method with nothing to train: its params in model.pt, its validation PSNR and samples."""
     solver = methods.get(name).generator(cfg, params.data.size)
@@ -351,7 +299,8 @@ def record_classical(params: Params, name: str, cfg: Any, paths: Paths, run: tra
 
 
 def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run | None = None) -> Objective | None:
-    """Train method `name`; write `models/<name>/` and return the trained objective (None: classical)."""
+    """Train method `name`; write `models/<name>/` and return the trained objective (None: classical, or
+    released weights imported instead, `models.<name>.released`)."""
     cfg = method_config(params, name)
     load_provenance(paths.weights)  # fail early, with the fix, when the weights stage has not run
     world = setup_distributed()
@@ -359,6 +308,10 @@ def train(params: Params, name: str, paths: Paths = Paths(), run: tracking.Run |
     if not methods.get(name).learned:
         if world.writer:
             record_classical(params, name, cfg, paths, run)
+        return None
+    if getattr(cfg, "released", None) is not None and cfg.released.given:
+        if world.writer:
+            import_released(params, name, cfg, paths, run)
         return None
     session = setup(params, name, cfg, paths, world)
     resume(session)

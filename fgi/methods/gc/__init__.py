@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 
-from fgi.config import spec
-from fgi.methods import Method, losses
+from fgi.config import ReleasedWeights, spec
+from fgi.methods import Importer, Method, losses
 from fgi.methods.base import Objective, composite
 from fgi.methods.gc.networks import GatedGenerator, SNPatchGAN
 
@@ -31,6 +31,7 @@ class GCParams:
     w_adv: float = spec(ge=0.0)
     attention: bool = spec()
     attention_variant: Literal["released", "corrected"] = spec()
+    released: ReleasedWeights = spec()
 
 
 class GCObjective(Objective):
@@ -51,6 +52,12 @@ class GCObjective(Objective):
         return {"g/total": total, "g/l1": l_l1, "g/adv": l_adv, "d/hinge": loss_d}
 
 
+def load_released(path, cfg, size):
+    """The release's weights (`released.py`), imported only when a profile asks for them."""
+    from fgi.methods.gc.released import load  # noqa: PLC0415 - TensorFlow, at import time only
+    return load(path, cfg, size)
+
+
 METHOD = Method(
     name="gc", display="GC", citation="Yu et al. [6]",
     params=GCParams,
@@ -58,6 +65,8 @@ METHOD = Method(
                                                attention_variant=cfg.attention_variant),
     discriminator=lambda cfg, size: SNPatchGAN(size, cfg.width),
     objective=GCObjective,
+    importer=Importer(load=load_released, size=256, width=1.0,
+                      source="JiahuiYu/generative_inpainting: the CelebA-HQ 256 model (a TensorFlow checkpoint)"),
     # Jam et al., Tables 1 and 2 (3,000 CelebA-HQ test images at 256²): MSE, MAE, FID, PSNR, SSIM.
     published={"full": (102.42, 43.10, 4.29, 39.96, 0.92), "foreground": (29.14, 1.47, 2.23, 35.33, 0.95)},
 )

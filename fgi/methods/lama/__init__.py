@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
-from fgi.config import spec
-from fgi.methods import Method
+from fgi.config import ReleasedWeights, spec
+from fgi.methods import Importer, Method
 from fgi.methods.base import Objective
 from fgi.methods.lama import losses
 from fgi.methods.lama.discriminator import NLayerDiscriminator
@@ -53,6 +53,7 @@ class LamaParams:
     w_fm: float = spec(ge=0.0)
     w_resnet_pl: float = spec(ge=0.0)
     grad_clip: float = spec(ge=0.0)
+    released: ReleasedWeights = spec()
 
 
 def to01(image: torch.Tensor) -> torch.Tensor:
@@ -108,11 +109,19 @@ class LamaObjective(Objective):
                 "d/total": loss_d, "d/r1": gp}
 
 
+def load_released(path, cfg, size):
+    """The release's weights (`released.py`), imported only when a profile asks for them."""
+    from fgi.methods.lama.released import load  # noqa: PLC0415 - the checkpoint reader, only when used
+    return load(path, cfg, size)
+
+
 METHOD = Method(
     name="lama", display="LaMa", citation="Suvorov et al.",
     params=LamaParams,
     generator=lambda cfg, size: LamaGenerator(size, cfg.width, cfg.n_blocks, cfg.ratio_g),
     discriminator=lambda cfg, size: NLayerDiscriminator(size, cfg.width),
     objective=LamaObjective,
+    importer=Importer(load=load_released, size=256, width=1.0,
+                      source="advimman/lama: lama-celeba-hq/lama-fourier (config.yaml and models/best.ckpt)"),
     # Jam et al. predate LaMa: no published values under the paper's protocol.
 )
