@@ -16,6 +16,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -148,3 +149,21 @@ def test_a_truncated_checkpoint_stops_train_and_names_the_file(released_repo, tm
     [line] = result.stderr.strip().splitlines()
     assert "best.ckpt" in line
     assert files.sha256_file(model) == kept, "the last good import is left as it was"
+
+
+def test_fgi_inpaint_fills_a_photo_with_the_imported_model(released_repo, tmp_path):
+    from PIL import Image
+
+    from fgi import cli
+    from fgi.apps.inpaint import inpaint_image
+
+    repo, generator, _ = released_repo
+    Image.fromarray(np.full((300, 280, 3), 140, np.uint8)).save(tmp_path / "face.png")
+    hole = np.zeros((300, 280), np.uint8)
+    hole[100:180, 60:200] = 255
+    Image.fromarray(hole).save(tmp_path / "mask.png")
+    assert cli.main(["inpaint", "--checkpoint", str(repo / "models" / "lama"), "--image", str(tmp_path / "face.png"),
+                     "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "out.png"),
+                     "--precision", "float32"]) == 0
+    expected = inpaint_image(generator.eval(), SIZE, Image.open(tmp_path / "face.png"), hole > 0, precision="float32")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), np.asarray(expected))
