@@ -4,6 +4,7 @@
     python -m benchmarks prepare evaluate     # a subset; the other sections of bench.md are kept
     python -m benchmarks --quick              # small counts, for a smoke run
     python -m benchmarks e2e                  # `make repro` and `make test` in a fresh clone (slow)
+    python -m benchmarks releases             # ours against the released GC and LaMa (FGI_*_RELEASE clones)
     python -m benchmarks.gpu_train            # on a CUDA machine only
 
 Exit status 0 when every benchmark ran (a missed target is reported, not an
@@ -23,7 +24,7 @@ from benchmarks.common import CHECK_HEADERS, REPORT, ROOT, check_rows, machine, 
 from fgi import records
 
 DEFAULT = ("prepare", "evaluate", "inference", "training")
-AVAILABLE = DEFAULT + ("e2e",)
+AVAILABLE = DEFAULT + ("e2e", "releases")  # releases: not a default, it needs the release clones
 QUICK_NOTE = "**Quick run (`--quick`, small counts): a smoke test, not a measurement.**"
 # The code each section measures (fgi.records): the benchmark's import closure, the methods it
 # builds, and what it reads as it is. `fgi records` lists a section stale when any of it changes.
@@ -36,6 +37,9 @@ CLOSURES = {
     "training": {"modules": ["benchmarks.training"], "methods": True,
                  "paths": ["configs/paper.yaml", "configs/study.yaml"]},
     "e2e": {"modules": ["benchmarks.e2e"], "paths": WHOLE_REPOSITORY},  # `make repro` and `make test` run it all
+    "releases": {"modules": ["benchmarks.releases"],  # the release tests' helpers, imported by path
+                 "paths": ["configs/study.yaml", "tests/test_gc_release.py", "tests/test_lama_release.py",
+                           "tests/test_golden.py", "tests/golden/make_golden.py"]},
 }
 
 

@@ -151,7 +151,26 @@ def run_params(root: Path, params_file: str | None, keys: list[str], overrides: 
         return {}
     values = flatten(yaml.safe_load((root / params_file).read_text(encoding="utf-8")))
     values.update(overrides)
-    return {key: values.get(key) for key in keys}
+    return {key: _param(values, key) for key in keys}
+
+
+def _param(values: dict[str, object], key: str) -> object:
+    """The value of `key` among the flattened params: a leaf's value, or for a section that a stage
+    reads whole (dvc.yaml's `- foreground`) its leaves {relative key: value}; None when absent."""
+    if key in values:
+        return values[key]
+    below = {name[len(key) + 1:]: value for name, value in values.items() if name.startswith(key + ".")}
+    return dict(sorted(below.items())) or None
+
+
+def _changes(key: str, then: object, now: object) -> list[str]:
+    """`key: then -> now`, or, for a section, one such line per leaf that changed."""
+    if then is None and isinstance(now, dict):  # a section stamped before sections were recorded by value
+        return [f"{key}: its values were not recorded (stamped before sections were); restamp"]
+    if isinstance(then, dict) and isinstance(now, dict):
+        return [f"{key}.{leaf}: {then.get(leaf)!r} -> {now.get(leaf)!r}" for leaf in sorted(set(then) | set(now))
+                if then.get(leaf) != now.get(leaf)]
+    return [f"{key}: {then!r} -> {now!r}"] if then != now else []
 
 
 # ----------------------------------------------------------------------------- stamping
@@ -225,8 +244,7 @@ def record_status(root: Path, name: str, entry: dict) -> Status:
     if entry.get("params") and params_file:
         if (root / params_file).is_file():
             now = run_params(root, params_file, list(entry["params"]), entry.get("overrides", {}))
-            status.params = [f"{key}: {value!r} -> {now[key]!r}" for key, value in entry["params"].items()
-                             if now[key] != value]
+            status.params = [line for key, value in entry["params"].items() for line in _changes(key, value, now[key])]
         else:
             status.params = [f"{params_file}: gone"]
     status.missing = [f for f in entry["files"] if not (root / f.split(SECTION)[0]).exists()]

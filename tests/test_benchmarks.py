@@ -99,3 +99,23 @@ def test_training_benchmark_avx2_stand_in_reaches_the_child():
     result = measure("pconv", 1, 2, 32, "study", "float32", env=AVX2_ONLY)
     assert result["capability"] == "AVX2"
     assert result["seconds"][0] > 0
+
+
+def test_releases_benchmark_interleaves_and_says_what_it_skipped(monkeypatch):
+    """The release and ours alternate call by call after the warm-up rounds; without the clones the
+    section is still written, with the release tests' own skip reasons, and times nothing."""
+    from benchmarks import releases
+
+    calls = []
+    times = releases.interleave({"release": lambda: calls.append("release"), "ours": lambda: calls.append("ours")},
+                                warmup=1, repeats=3)
+    assert calls == ["release", "ours"] * 4
+    assert [len(seconds) for seconds in times.values()] == [3, 3]
+
+    gc, lama, _ = releases.helpers()
+    monkeypatch.setattr(gc, "RELEASE", "")
+    monkeypatch.setattr(lama, "RELEASE", "")
+    section = releases.run(quick=True)
+    assert section.name == "releases" and section.checks == []
+    assert "GC (cases 1 and 2) skipped" in section.body  # no TensorFlow, or no FGI_GC_RELEASE
+    assert "LaMa (cases 3 and 4) skipped" in section.body and "FGI_LAMA_RELEASE" in section.body

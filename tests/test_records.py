@@ -89,6 +89,19 @@ def test_a_pipeline_record_holds_the_lock_s_code_and_params(project):
     assert status.params == ["train.steps: 10 -> 20"] and status.stale
 
 
+def test_a_section_read_whole_is_recorded_by_its_values(project):
+    # dvc.yaml may list a whole section (`- foreground`): its leaves are the record's, not None.
+    assert records.run_params(project, "params.yaml", ["train", "serve.port"], {"train.seed": 3}) == {
+        "train": {"seed": 3, "steps": 10}, "serve.port": 1}
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    lock["stages"]["run"]["params"]["params.yaml"] = {"train": {"steps": 10, "seed": 0}}
+    write(project, "dvc.lock", yaml.safe_dump(lock))
+    records.stamp(project, "run", ["docs/evidence.md"], "dvc repro", {"pipeline": True}, params_file="params.yaml")
+    write(project, "params.yaml", "train:\n  steps: 12\n  seed: 0\nserve:\n  port: 1\n")
+    status = next(s for s in records.statuses(project) if s.name == "run")
+    assert status.stale and status.params == ["train.steps: 10 -> 12"]
+
+
 def test_a_profile_s_comment_is_no_change_but_its_values_are(project):
     records.stamp(project, "r", ["docs/evidence.md"], "x", {"paths": ["params.yaml"]})
     write(project, "params.yaml", "train:\n  steps: 10  # another comment\n  seed: 0\nserve:\n  port: 1\n")
