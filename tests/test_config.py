@@ -168,6 +168,30 @@ def test_a_folder_source_without_foreground_masks_refuses_the_foreground_guided_
     assert method_config(with_masks, "ours").w_f == 10.0
 
 
+def test_released_weights_need_the_release_s_size_and_width():
+    tree = raw()  # the demo profile: 64², width 0.25
+    tree["models"]["lama"]["released"]["path"] = "/data/releases/lama-fourier"
+    params = parse_params(tree)
+    with pytest.raises(ParamsError) as caught:
+        method_config(params, "lama")
+    assert caught.value.problems == [
+        "models.lama.released: the release (advimman/lama: lama-celeba-hq/lama-fourier (config.yaml and "
+        "models/best.ckpt)) works at 256x256, and data.size is 64; set data.size: 256, or clear models.lama.released",
+        "models.lama.released: the release's width is 1, and models.lama.width is 0.25; set models.lama.width: 1, "
+        "or clear models.lama.released"]
+    with pytest.raises(ParamsError, match="models.lama.released: the release"):
+        check_sections(params)
+    tree["data"]["size"], tree["models"]["lama"]["width"] = 256, 1.0
+    tree["models"]["lama"]["released"]["url"] = "https://example.org/lama.zip"
+    with pytest.raises(ParamsError, match="both url and path are set"):
+        method_config(parse_params(tree), "lama")
+    tree["models"]["lama"]["released"]["url"] = ""
+    assert method_config(parse_params(tree), "lama").released.given
+    tree["models"]["ce"]["released"] = {"url": "", "path": "/x", "sha256": ""}  # CE cannot import
+    with pytest.raises(ParamsError, match="models.ce.released: unknown key"):
+        method_config(parse_params(tree), "ce")
+
+
 def test_split_shares_and_counts_keep_their_kind():
     shares = parse_params({**raw(), "split": {"train": 0.9, "test": 0.1}})
     assert (shares.split.train, shares.split.test) == (0.9, 0.1)
