@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from fgi.methods.gc.networks import PAPER_DILATIONS, GatedGenerator
+from fgi.methods.gc.released import import_tensorflow
 
 RELEASE = os.environ.get("FGI_GC_RELEASE", "")
 # Each gated layer shrinks Glorot activations ~3x; with this gain the outputs' spread is 0.24-0.33,
@@ -69,7 +70,7 @@ def package(name: str, folder: Path) -> None:
 def load_release(root: Path):
     """inpaint_model's InpaintCAModel, with `tensorflow` resolving to tf.compat.v1 for the release's modules."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.compat.v1.layers from tf_keras, not Keras 3
-    import tensorflow as tf2
+    tf2 = import_tensorflow()
 
     tf = tf2.compat.v1
     tf.disable_v2_behavior()

@@ -22,6 +22,7 @@ from test_gc_release import GAIN, TOLERANCE, batch, load_release, ours, release_
 
 from fgi.errors import UserError
 from fgi.methods.gc import released
+from fgi.methods.gc.released import import_tensorflow
 
 SIZE = 64
 RELEASED = types.SimpleNamespace(width=1.0, attention=True, attention_variant="released")
@@ -30,8 +31,7 @@ RELEASED = types.SimpleNamespace(width=1.0, attention=True, attention_variant="r
 def tensorflow():
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("TensorFlow is not installed (pip install '.[tf]'), so no checkpoint can be written")
-    import tensorflow as tf
-    return tf
+    return import_tensorflow()
 
 
 def release_variables(generator: torch.nn.Module) -> dict[str, np.ndarray]:

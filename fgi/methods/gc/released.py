@@ -84,7 +84,15 @@ def _check_params(cfg: Any) -> None:
                             f"models.gc.{key}: {json.dumps(value)}, or train instead of importing")
 
 
-def _tensorflow() -> Any:
+def import_tensorflow() -> Any:
+    """The `tensorflow` module, or a UserError saying how to install it.
+
+    torch._dynamo is imported first: torch.optim imports it lazily, and with it triton, whose
+    native library crashes the process (a segmentation fault) when TensorFlow's is already loaded.
+    Loaded in this order, both work in one process.
+    """
+    import torch._dynamo  # noqa: F401, PLC0415
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter, not ours to show
     try:
         import tensorflow as tf  # noqa: PLC0415 - an optional extra, needed only to import GC's weights
@@ -191,7 +199,7 @@ def _read(reader: Any, name: str, prefix: Path, tf: Any) -> np.ndarray:
 def load(path: Path, cfg: Any, size: int) -> Imported:
     """The release's `inpaint_net` from its checkpoint folder (or prefix) as a GatedGenerator at `size`."""
     _check_params(cfg)
-    tf = _tensorflow()
+    tf = import_tensorflow()
     prefix = _prefix(Path(path), tf)
     reader = _reader(prefix, tf)
     shapes = reader.get_variable_to_shape_map()
