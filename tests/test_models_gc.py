@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
 from fgi.errors import UserError
-from fgi.methods.gc.contextual_attention import (VARIANTS, ContextualAttention, align_corners_indices,
+from fgi.methods.gc.contextual_attention import (VARIANTS, ContextualAttention, align_corners_indices, diagonal_sum,
                                             resize_nearest_align_corners, same_padding)
-from fgi.methods.gc.networks import GatedConv2d, GatedDeconv2d, GatedGenerator, SameConv2d, SNPatchGAN, dilation_rates
+from fgi.methods.gc.networks import GatedConv2d, GatedELU, GatedDeconv2d, GatedGenerator, SameConv2d, SNPatchGAN, dilation_rates
 
 
 def param_count(model: torch.nn.Module) -> int:
@@ -35,7 +35,7 @@ def sigmoid(z: float) -> float:
 
 def test_gated_conv_matches_hand_computation():
     x = torch.tensor(X_VALUES).view(1, 1, 1, 5)
-    out = one_by_one_gated(F.elu)(x).flatten().tolist()
+    out = one_by_one_gated("elu")(x).flatten().tolist()
 
     # ELU(z) = z for z > 0, exp(z) - 1 otherwise; the first three features are negative.
     elu = lambda z: z if z > 0 else math.exp(z) - 1  # noqa: E731
@@ -46,8 +46,37 @@ def test_gated_conv_matches_hand_computation():
 
 def test_gated_conv_without_activation_is_feature_times_gate():
     x = torch.tensor(X_VALUES).view(1, 1, 1, 5)
-    out = one_by_one_gated(None)(x).flatten().tolist()
+    out = one_by_one_gated("none")(x).flatten().tolist()
     assert out == pytest.approx([(2 * v - 1) * sigmoid(-1.5 * v + 0.5) for v in X_VALUES], abs=1e-6)
+
+
+def test_gated_elu_gradients_and_inputs():
+    """GatedELU's hand-written backward against autograd of the plain formula (float64), its
+    inputs left untouched (they are views of the conv's output), and its float32 arithmetic
+    under bfloat16 inputs."""
+    torch.manual_seed(0)
+    conv_out = torch.randn(2, 6, 5, 4, dtype=torch.float64)
+    conv_out[0, 0, 0, :2] = 0.0  # ELU's kink: TensorFlow's EluGrad gives 1 there
+    before = conv_out.clone()
+    feature, gate = (t.clone().requires_grad_() for t in conv_out.split(3, dim=1))
+    assert torch.autograd.gradcheck(GatedELU.apply, (feature, gate))
+
+    reference_feature, reference_gate = (t.clone().requires_grad_() for t in conv_out.split(3, dim=1))
+    reference = torch.where(reference_feature > 0, reference_feature, reference_feature.exp() - 1)
+    (reference * torch.sigmoid(reference_gate)).sum().backward()
+    GatedELU.apply(feature, gate).sum().backward()
+    assert torch.allclose(feature.grad, reference_feature.grad)
+    assert torch.allclose(gate.grad, reference_gate.grad)
+
+    with torch.no_grad():
+        GatedELU.apply(*conv_out.split(3, dim=1))
+    assert torch.equal(conv_out, before)
+
+    small = torch.full((1, 1, 1, 1), -0.01)
+    exact = (math.exp(-0.01) - 1) * sigmoid(0.0)
+    bfloat16 = GatedELU.apply(small.bfloat16(), torch.zeros(1, 1, 1, 1, dtype=torch.bfloat16))
+    assert bfloat16.dtype == torch.bfloat16
+    assert bfloat16.item() == pytest.approx(exact, rel=2 ** -8)  # one rounding, not three
 
 
 def test_gated_conv_same_padding_and_deconv_shapes():
@@ -90,7 +119,7 @@ def test_gated_and_discriminator_strided_convs_pad_asymmetrically():
     torch.manual_seed(0)
     x = torch.randn(2, 4, 6, 6)
 
-    gated = GatedConv2d(4, 3, 3, stride=2, activation=None)
+    gated = GatedConv2d(4, 3, 3, stride=2, activation="none")
     feature, gate = F.conv2d(F.pad(x, (0, 1, 0, 1)), gated.conv.weight, gated.conv.bias, stride=2).split(3, dim=1)
     torch.testing.assert_close(gated(x), feature * torch.sigmoid(gate))
     symmetric = F.conv2d(x, gated.conv.weight, gated.conv.bias, stride=2, padding=1)
@@ -386,3 +415,14 @@ def test_generator_rejects_an_input_side_it_cannot_divide():
     generator = GatedGenerator(32, width=0.25)
     with pytest.raises(UserError, match="multiple of 8"):
         generator(torch.zeros(1, 3, 36, 36), torch.zeros(1, 1, 36, 36))
+
+
+def test_diagonal_sum_is_the_release_fuse_convolution():
+    """The fuse step's shifted-slice sum against the identity-kernel convolution the release runs."""
+    torch.manual_seed(0)
+    matrix = torch.randn(7, 5)
+    for k in (1, 3, 5):
+        identity = torch.eye(k).view(1, 1, k, k)
+        expected = F.conv2d(matrix.view(1, 1, 7, 5), identity, padding=k // 2).view(7, 5)
+        assert torch.allclose(diagonal_sum(matrix, k), expected, atol=1e-6)
+    assert diagonal_sum(torch.ones(3, 3), 3).tolist() == [[2, 2, 1], [2, 3, 2], [1, 2, 2]]

@@ -104,14 +104,17 @@ def resize_nearest_align_corners(x: torch.Tensor, size: tuple[int, int]) -> torc
     return x.index_select(-2, rows).index_select(-1, cols)
 
 
+def unfold_same(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+    """(N, C, H, W) → (N, C·kernel·kernel, L): every window at `stride`, row-major, 'SAME'-padded with zeros."""
+    pad_top, pad_bottom = same_padding(x.shape[-2], kernel, stride)
+    pad_left, pad_right = same_padding(x.shape[-1], kernel, stride)
+    return F.unfold(F.pad(x, (pad_left, pad_right, pad_top, pad_bottom)), kernel, stride=stride)
+
+
 def extract_patches(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """(N, C, H, W) → (N, L, C, kernel, kernel): every window at `stride`, row-major, 'SAME'-padded with zeros."""
-    n, c, h, w = x.shape
-    pad_top, pad_bottom = same_padding(h, kernel, stride)
-    pad_left, pad_right = same_padding(w, kernel, stride)
-    x = F.pad(x, (pad_left, pad_right, pad_top, pad_bottom))
-    patches = F.unfold(x, kernel, stride=stride)  # (N, C·k·k, L)
-    return patches.transpose(1, 2).reshape(n, -1, c, kernel, kernel)
+    """(N, C, H, W) → (N, L, C, kernel, kernel): `unfold_same`'s windows, one per row."""
+    n, c = x.shape[:2]
+    return unfold_same(x, kernel, stride).transpose(1, 2).reshape(n, -1, c, kernel, kernel)
 
 
 def resize_hole(hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -164,8 +167,8 @@ class ContextualAttention(nn.Module):
             raise ValueError(f"feature map {h}x{w} is not a multiple of rate {rate}")
         small = (h // rate, w // rate)
 
-        # Pasting patches: 2r x 2r at full resolution, one per matching patch.
-        raw_patches = extract_patches(background, 2 * rate, rate * self.stride)  # (N, L, C, 2r, 2r)
+        # Pasting patches: 2r x 2r at full resolution, one per matching patch, one per column.
+        raw_patches = unfold_same(background, 2 * rate, rate * self.stride)  # (N, C·2r·2r, L)
         # Matching happens at 1/rate resolution, on the pixels the release's
         # align-corners nearest resize reads (released: resize(f, scale=1/rate),
         # resize(b, to_shape=[H/rate, W/rate]), both resize_nearest_neighbor).
@@ -177,7 +180,7 @@ class ContextualAttention(nn.Module):
         candidate = hole_patches.flatten(2).amax(dim=2) == 0  # (N, L)
         grid = (-(-small[0] // self.stride), -(-small[1] // self.stride))  # background patch grid, L = gh·gw
 
-        pasted = []
+        weights = []
         for i in range(n):
             norms = patches[i].flatten(1).norm(dim=1).clamp_min(1e-4)  # (L,)
             kernels = patches[i] / norms.view(-1, 1, 1, 1)  # (L, C, k, k)
@@ -192,10 +195,15 @@ class ContextualAttention(nn.Module):
                 # softmax is uniform, and the candidate mask then zeroes it.
                 scores = (scores * self.softmax_scale).masked_fill(keep == 0, torch.finfo(scores.dtype).min)
                 attention = F.softmax(scores, dim=1) * keep  # (1, L, H/r, W/r)
-            out = F.conv_transpose2d(attention, raw_patches[i], stride=rate)  # (1, C, H + r, W + r)
-            pasted.append(out)
+            weights.append(attention.flatten(2))  # (1, L, H/r · W/r)
+        # The release pastes with a transposed convolution whose kernels are the raw patches.
+        # The same sums as a matrix product and a fold: each foreground position's weighted sum
+        # of raw patches, added into place at stride r. oneDNN has no fast path for a transposed
+        # convolution with a thousand input channels, and this reads the patches as unfolded.
+        columns = torch.bmm(raw_patches, torch.cat(weights))  # (N, C·2r·2r, H/r · W/r)
+        pasted = F.fold(columns, (h + rate, w + rate), 2 * rate, stride=rate)  # (N, C, H + r, W + r)
         crop = same_padding(h, 2 * rate, rate)[0]
-        pasted = torch.cat(pasted)[..., crop:crop + h, crop:crop + w]  # (N, C, H, W)
+        pasted = pasted[..., crop:crop + h, crop:crop + w]  # (N, C, H, W)
         if self.variant == "released":
             return pasted / 4.0
 
@@ -215,18 +223,36 @@ class ContextualAttention(nn.Module):
         return resize_hole(resize_hole(hole, feature), small)
 
     def _fuse(self, scores: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-        """(1, L, fh, fw) scores → the same, each summed with its fuse_k - 1 diagonal neighbours."""
+        """(1, L, fh, fw) scores → the same, each summed with its fuse_k - 1 diagonal neighbours.
+
+        The release convolves the score matrix with a fuse_k x fuse_k identity kernel, twice. That
+        is a sum along the matrix's diagonal, taken here as fuse_k shifted slices: oneDNN runs a
+        one-channel 3x3 convolution of a 1024 x 1024 matrix (256² images) at a small fraction of
+        its speed, and the slices take a twentieth of its time.
+        """
         gh, gw = grid
         fh, fw = scores.shape[-2:]
-        k = self.fuse_k
-        identity = torch.eye(k, dtype=scores.dtype, device=scores.device).view(1, 1, k, k)
-        # Rows: foreground positions, columns: background patches, both flattened
-        # row-major, so a diagonal step moves both one pixel along the width
-        # (wrapping at row ends, as the released code does).
-        x = scores.view(gh * gw, fh * fw).t().reshape(1, 1, fh * fw, gh * gw)
-        x = F.conv2d(x, identity, padding=k // 2)
+        # Rows: background patches, columns: foreground positions, both flattened row-major,
+        # so a diagonal step moves both one pixel along the width (wrapping at row ends, as
+        # the released code does). A diagonal sum reads the same in the transposed matrix,
+        # so the release's (foreground, background) orientation need not be built.
+        x = diagonal_sum(scores.view(gh * gw, fh * fw), self.fuse_k)  # (L, fh·fw)
         # The same along the height: flatten both column-major.
-        x = x.view(fh, fw, gh, gw).permute(1, 0, 3, 2).reshape(1, 1, fw * fh, gw * gh)
-        x = F.conv2d(x, identity, padding=k // 2)
-        x = x.view(fw, fh, gw, gh).permute(1, 0, 3, 2)  # (fh, fw, gh, gw)
-        return x.reshape(fh * fw, gh * gw).t().reshape(1, gh * gw, fh, fw)
+        x = x.view(gh, gw, fh, fw).permute(1, 0, 3, 2).reshape(gw * gh, fw * fh)
+        x = diagonal_sum(x, self.fuse_k)  # (L, fw·fh), column-major
+        x = x.view(gw, gh, fw, fh).permute(1, 0, 3, 2)  # (gh, gw, fh, fw)
+        return x.reshape(1, gh * gw, fh, fw)
+
+
+def diagonal_sum(matrix: torch.Tensor, k: int) -> torch.Tensor:
+    """(A, B) → (A, B): out[a, b] = Σ matrix[a + d, b + d] over |d| ≤ k // 2, zero outside the matrix.
+
+    The 'SAME' convolution with a k x k identity kernel that the release's fuse step runs.
+    """
+    radius = k // 2
+    rows, cols = matrix.shape
+    padded = F.pad(matrix, (radius, radius, radius, radius))  # (A + 2r, B + 2r)
+    total = padded[:rows, :cols].clone()  # d = -r
+    for shift in range(1, k):
+        total += padded[shift:shift + rows, shift:shift + cols]
+    return total
