@@ -49,6 +49,27 @@ def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
 
 
+@contextlib.contextmanager
+def frozen(network: nn.Module):
+    """`network` outside DDP, its parameters out of autograd inside the block.
+
+    For a generator update that runs through the discriminator: its weight gradients would be
+    computed and then zeroed by its own update. The releases' trainers do not compute them
+    (LaMa's `_do_step` turns requires_grad off; neuralgym's optimisers take a var_list), and in
+    LaMa's and GC's steps they were a tenth of the time. Outside DDP, because DDP would wait for
+    gradients that do not come.
+    """
+    bare = network.module if isinstance(network, DistributedDataParallel) else network
+    trained = [p for p in bare.parameters() if p.requires_grad]
+    for parameter in trained:
+        parameter.requires_grad_(False)
+    try:
+        yield bare
+    finally:
+        for parameter in trained:
+            parameter.requires_grad_(True)
+
+
 class Objective(abc.ABC):
     """A model's networks, optimisers and one training step.
 

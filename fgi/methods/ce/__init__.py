@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from fgi.config import spec
 from fgi.methods import Method, losses
-from fgi.methods.base import Objective, composite
+from fgi.methods.base import Objective, composite, frozen
 from fgi.methods.ce.networks import ContextEncoder, DCGANDiscriminator
 
 
@@ -40,9 +40,9 @@ class CEObjective(Objective):
             filled = composite(prediction, image, hole)
             loss_d = losses.bce_discriminator_loss(discriminator(image), discriminator(filled.detach()))
         self._update("discriminator", loss_d)
-        with autocast():
+        with autocast(), frozen(discriminator) as critic:
             l_rec = losses.masked_l2_loss(prediction, image, hole)
-            l_adv = losses.bce_generator_loss(discriminator(filled))
+            l_adv = losses.bce_generator_loss(critic(filled))
             total = cfg.w_rec * l_rec + cfg.w_adv * l_adv
         self._update("generator", total)
         return {"g/total": total, "g/rec": l_rec, "g/adv": l_adv, "d/bce": loss_d}

@@ -16,7 +16,7 @@ from typing import Literal
 
 from fgi.config import ReleasedWeights, spec
 from fgi.methods import Importer, Method, losses
-from fgi.methods.base import Objective, composite
+from fgi.methods.base import Objective, composite, frozen
 from fgi.methods.gc.networks import GatedGenerator, SNPatchGAN
 
 
@@ -44,9 +44,9 @@ class GCObjective(Objective):
             loss_d = losses.hinge_discriminator_loss(discriminator(image, hole),
                                                      discriminator(filled.detach(), hole))
         self._update("discriminator", loss_d)
-        with autocast():
+        with autocast(), frozen(discriminator) as critic:
             l_l1 = losses.l1_loss(coarse, image) + losses.l1_loss(refined, image)
-            l_adv = losses.hinge_generator_loss(discriminator(filled, hole))
+            l_adv = losses.hinge_generator_loss(critic(filled, hole))
             total = cfg.w_l1 * l_l1 + cfg.w_adv * l_adv
         self._update("generator", total)
         return {"g/total": total, "g/l1": l_l1, "g/adv": l_adv, "d/hinge": loss_d}

@@ -30,7 +30,7 @@ import torch
 
 from fgi.config import ReleasedWeights, spec
 from fgi.methods import Importer, Method
-from fgi.methods.base import Objective
+from fgi.methods.base import Objective, frozen
 from fgi.methods.lama import losses
 from fgi.methods.lama.discriminator import NLayerDiscriminator
 from fgi.methods.lama.ffc import LamaGenerator
@@ -84,11 +84,11 @@ class LamaObjective(Objective):
         cfg, discriminator = self.cfg, self.discriminator
         masked = image * (1 - hole)
         real = to01(image)
-        with autocast():
+        with autocast(), frozen(discriminator) as critic:  # as the release's _do_step
             prediction = to01(self.generator(masked, hole))
             terms = {"l1": losses.masked_l1_loss(prediction, real, hole, cfg.w_l1_known, cfg.w_l1_missing)}
-            real_logits, real_features = discriminator(real)
-            fake_logits, fake_features = discriminator(prediction)
+            real_logits, real_features = critic(real)
+            fake_logits, fake_features = critic(prediction)
             terms["adv"] = cfg.w_adv * losses.generator_adversarial_loss(fake_logits)
             terms["fm"] = cfg.w_fm * losses.feature_matching_loss(fake_features, real_features)
             if self.resnet_pl is not None:

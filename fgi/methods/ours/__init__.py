@@ -19,7 +19,7 @@ import torch
 
 from fgi.config import spec
 from fgi.methods import Method, losses
-from fgi.methods.base import Objective, composite
+from fgi.methods.base import Objective, composite, frozen
 from fgi.methods.ours.networks import ForegroundGuidedGenerator, WGANCritic
 from fgi.methods.vgg import VGG_LAYERS
 
@@ -64,7 +64,7 @@ class OursObjective(Objective):
                 with torch.no_grad():  # Arjovsky et al.: keep the critic Lipschitz by clipping
                     for weight in critic.parameters():
                         weight.clamp_(-cfg.clip, cfg.clip)
-        with autocast():
+        with autocast(), frozen(critic) as critic:
             reference = image if cfg.reference == "ground_truth" else masked
             l_cf = losses.foreground_l1(prediction, reference, fg_mask)
             l_f = losses.foreground_l2(prediction, image, fg_mask)
