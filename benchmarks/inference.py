@@ -6,7 +6,7 @@ ours       `fgi.apps.inpaint.inpaint_image` on one 256² photo and doodle mask, 
            width 1.0), batch 1, under `torch.inference_mode`, readied as `fgi inpaint`
            readies it (`for_inference`, `--precision auto`: bfloat16 autocast and
            channels_last where bfloat16 is native, else float32); the float32 path
-           (`--precision float32`) is timed beside it. Timed per call after one
+           (`--precision float32`, channels_last for GC) is timed beside it. Timed per call after one
            warm-up call; the median counts. Model loading and file I/O are not included
            (a one-image `fgi inpaint` command is timed separately, for ours).
 reference  a 2048×2048 float32 matmul measured in the same run: the CPU's practical
@@ -18,7 +18,7 @@ For ours, the file also measures what else could make the forward pass faster
 without changing the network: threads, oneDNN off, channels_last, BatchNorm
 folded into the preceding convolution, bfloat16 weights (AVX512-BF16), and
 `torch.compile` (inductor with weight freezing). Only the bfloat16 autocast +
-channels_last row is what `fgi/` ships; the others are experiments for the report.
+channels_last row is what `fgi/` ships for ours; the others are experiments for the report.
 """
 
 from __future__ import annotations

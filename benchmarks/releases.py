@@ -1,14 +1,16 @@
 """releases: our GC and LaMa against the released code they re-implement, timed in one run, same inputs and weights.
 
 1. GC generator, 256², batch 1: the release's `build_inpaint_net` as a TF1 graph (a `tf.compat.v1` Session
-   running the refined output) vs our GatedGenerator in eval mode under torch.no_grad.
+   running the refined output) vs our GatedGenerator as `fgi inpaint --precision float32` runs it (eval
+   mode, torch.no_grad, `for_inference`: channels_last weights and inputs, as GC asks).
 2. GC training step, the study's size and batch (configs/study.yaml), width 1.0 (the release's cnum 48 is
    fixed; ours with the release's dilations and six stride-2 discriminator layers): the release's
    `build_graph_with_losses` (L1 + SN-PatchGAN hinge; the fed hole for its random masks, one per batch as
    there) with the train ops of neuralgym's one-GPU MultiGPUTrainer (TF Adam, lr 1e-4, β 0.5/0.999), run
    as train.py runs them: the discriminator's, then the generator's, each `session.run` running the
    generator's forward again; vs `GCObjective.step` (one forward).
-3. LaMa generator, 256², batch 1: advimman/lama's FFCResNetGenerator (ffc_resnet_075) vs our LamaGenerator.
+3. LaMa generator, 256², batch 1: advimman/lama's FFCResNetGenerator (ffc_resnet_075) vs our LamaGenerator,
+   readied the same way (NCHW in float32).
 4. LaMa training step, the study's size and batch, width 1.0 (at 0.5 our discriminator's channel cap is not
    the release's fixed 512), w_resnet_pl 0: the release's DefaultInpaintingTrainingModule as Lightning 1.2.9
    drives it (tests/golden/make_golden.py: per optimiser training_step, training_step_end, backward,
@@ -41,7 +43,7 @@ from torch import nn
 
 from benchmarks.common import ROOT, Check, CpuMeter, Section, fmt, machine, median, say, study_params, table, timed
 from fgi.config import method_config
-from fgi.inference import for_inference, inference_autocast, resolve_precision
+from fgi.inference import for_inference, inference_autocast, memory_format, resolve_precision
 from fgi.methods.base import make_objective
 from fgi.training.train import place
 
@@ -89,12 +91,17 @@ def under(fn, context=contextlib.nullcontext):
     return call
 
 
-def auto_arm(generator: nn.Module, inputs: tuple, auto: str):
-    """A copy of `generator` readied as `fgi inpaint --precision auto` readies it."""
+def readied(generator: nn.Module, inputs: tuple, precision: str) -> tuple[nn.Module, tuple]:
+    """A copy of `generator` and `inputs` as `fgi inpaint --precision <precision>` readies them."""
     generator = copy.deepcopy(generator)
-    for_inference(generator, auto, CPU)
-    inputs = tuple(t.contiguous(memory_format=torch.channels_last) for t in inputs)
-    return under(lambda: generator(*inputs), lambda: inference_autocast(auto, CPU))
+    for_inference(generator, precision, CPU)
+    return generator, tuple(t.contiguous(memory_format=memory_format(generator, precision)) for t in inputs)
+
+
+def shipped_arm(generator: nn.Module, inputs: tuple, precision: str):
+    """`generator` on `inputs` as `fgi inpaint --precision <precision>` runs it."""
+    generator, inputs = readied(generator, inputs, precision)
+    return under(lambda: generator(*inputs), lambda: inference_autocast(precision, CPU))
 
 
 def load_generator(generator: nn.Module, variables, sess) -> None:
@@ -118,12 +125,13 @@ def gc_inference(gc, tf, model, auto, warmup, repeats) -> tuple:
         load_generator(generator, tf.trainable_variables(), sess)
     feed = {x: masked, mask: hole}
     with torch.no_grad():
-        got = generator(*inputs, stages=True)
+        shipped, shipped_inputs = readied(generator, inputs, "float32")  # what the "ours" arm times
+        got = shipped(*shipped_inputs, stages=True)
     diff = max(float(np.abs(g.permute(0, 2, 3, 1).numpy() - w).max())
                for g, w in zip(got, sess.run([stage1, stage2], feed)))
-    arms = {"release": lambda: sess.run(stage2, feed), "ours": under(lambda: generator(*inputs))}
+    arms = {"release": lambda: sess.run(stage2, feed), "ours": shipped_arm(generator, inputs, "float32")}
     if auto == "bfloat16":
-        arms["auto"] = auto_arm(generator, inputs, auto)
+        arms["auto"] = shipped_arm(generator, inputs, auto)
     times = interleave(arms, warmup, repeats)
     sess.close()
     return (f"GC generator, {SIZE}², batch 1", times, diff < gc.TOLERANCE,
@@ -221,11 +229,12 @@ def lama_inference(lama, golden, root, auto, warmup, repeats) -> tuple:
     masked = (image01 * 2 - 1) * (1 - hole)  # the pipeline's [-1, 1], as the test feeds LamaGenerator
     with torch.no_grad():
         want = released(torch.cat((image01 * (1 - hole), hole), 1)) * 2 - 1
-        diff = ((generator(masked, hole) - want).abs().max() / lama.scale(want)).item()  # the test's measure
+        shipped, shipped_inputs = readied(generator, (masked, hole), "float32")  # what the "ours" arm times
+        diff = ((shipped(*shipped_inputs) - want).abs().max() / lama.scale(want)).item()  # the test's measure
     arms = {"release": under(lambda: released(torch.cat((image01 * (1 - hole), hole), 1))),
-            "ours": under(lambda: generator(masked, hole))}
+            "ours": shipped_arm(generator, (masked, hole), "float32")}
     if auto == "bfloat16":
-        arms["auto"] = auto_arm(generator, (masked, hole), auto)
+        arms["auto"] = shipped_arm(generator, (masked, hole), auto)
     return (f"LaMa generator, {SIZE}², batch 1", interleave(arms, warmup, repeats), diff < lama.TOLERANCE,
             f"max abs Δ / rms {diff:.1e} (tolerance {lama.TOLERANCE:g})")
 

@@ -80,13 +80,23 @@ def for_inference(generator: nn.Module, precision: str, where: torch.device) -> 
 
     bfloat16 runs under autocast, the path the models are trained with on a GPU: weights stay
     float32, convolutions run in bfloat16, and what must stay exact (partial convolution's mask
-    counts, softmax) stays float32. oneDNN's bfloat16 kernels want channels_last weights and
-    inputs; measured on ours at 256²: 0.45 s float32 -> 0.10 s (benchmarks/inference.py).
+    counts, softmax) stays float32. Weights (and inputs, `memory_format`) are channels_last
+    where oneDNN runs the network faster on it.
     """
     precision = resolve_precision(precision, where)
-    if precision == "bfloat16":
-        generator.to(memory_format=torch.channels_last)
+    generator.to(memory_format=memory_format(generator, precision))
     return precision
+
+
+def memory_format(generator: nn.Module, precision: str) -> torch.memory_format:
+    """The layout `generator` runs in at `precision`: channels_last in bfloat16, which oneDNN's
+    bfloat16 kernels want (ours at 256²: 0.45 s float32 -> 0.10 s; benchmarks/inference.py), and in
+    float32 for a network that says so (`channels_last_float32`: GC's generator, whose float32
+    forward it makes ~1.1x faster; benchmarks/releases.py). Elsewhere float32 stays NCHW: LaMa's
+    matches its release bit for bit there, and 1.2e-5 apart in channels_last."""
+    if precision == "bfloat16" or getattr(generator, "channels_last_float32", False):
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 def inference_autocast(precision: str, where: torch.device):

@@ -120,3 +120,20 @@ def test_the_context_encoder_bottleneck_runs_float32_under_autocast():
     assert seen == {"encoder": torch.bfloat16, "bottleneck": torch.float32, "expand": torch.float32,
                     "decoder": torch.bfloat16}
 
+
+
+def test_float32_inference_is_channels_last_only_for_a_network_that_asks():
+    """GC's generator runs float32 inference in channels_last (oneDNN is faster on it there); LaMa's
+    stays NCHW in float32, where it matches its release bit for bit; bfloat16 is channels_last for all."""
+    from fgi.inference import for_inference, memory_format
+    from fgi.methods.gc.networks import GatedGenerator
+    from fgi.methods.lama.ffc import LamaGenerator
+
+    cpu = torch.device("cpu")
+    gc, lama = GatedGenerator(32, 0.25).eval(), LamaGenerator(32, 0.25, 1, 0.75).eval()
+    for generator, layout in ((gc, torch.channels_last), (lama, torch.contiguous_format)):
+        assert for_inference(generator, "float32", cpu) == "float32"
+        assert memory_format(generator, "float32") is layout
+        conv = next(m for m in generator.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] > 1)
+        assert conv.weight.is_contiguous(memory_format=layout)
+        assert memory_format(generator, "bfloat16") is torch.channels_last

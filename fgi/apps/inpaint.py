@@ -45,7 +45,8 @@ from fgi.apps.photos import hole_mask, rgb8
 from fgi.data.dataset import image_tensor, to_uint8
 from fgi.errors import UserError
 from fgi.inference import (PRECISIONS, TRUST_FLAG, TRUST_HELP, device, inference_autocast, load_generator,
-                           load_mlflow_generator, prepare_generator, resolve_precision)
+                           load_mlflow_generator, memory_format, prepare_generator,
+                           resolve_precision)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -100,7 +101,7 @@ def inpaint_batch(generator, size: int, images: list[Image.Image], masks: list, 
         small_holes.append(F.adaptive_max_pool2d(hole, size)[0])  # (1, S, S): any hole pixel under it
     where = _device_of(generator)
     precision = resolve_precision(precision, where)
-    layout = torch.channels_last if precision == "bfloat16" else torch.contiguous_format
+    layout = memory_format(generator, precision)
     image = torch.stack(small_images).to(where)  # (N, 3, S, S)
     hole = torch.stack(small_holes).to(where)  # (N, 1, S, S)
     with torch.no_grad():

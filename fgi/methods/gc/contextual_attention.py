@@ -14,7 +14,8 @@ released TensorFlow `contextual_attention` (JiahuiYu/generative_inpainting):
    `resize_nearest_align_corners`), so in the lower/right half the matching
    grid reads the pixel after the one the raw-patch grid starts at.
 2. Match by convolution: the downsampled foreground convolved with each
-   background patch divided by its L2 norm. As in the released code the
+   background patch divided by its L2 norm (here one matrix product of the
+   normalised patches with the foreground's windows: the same sums). As in the released code the
    foreground is not normalised: at one foreground position every score is the
    cosine similarity times the same |foreground patch|, so the ranking is by
    cosine similarity and the foreground norm acts as a learned temperature.
@@ -23,7 +24,8 @@ released TensorFlow `contextual_attention` (JiahuiYu/generative_inpainting):
    an identity kernel, along the width and then along the height, so a match
    whose neighbours match with the same displacement scores higher.
 5. Softmax over the candidates with `softmax_scale`.
-6. Paste: transposed convolution with the raw patches as kernels, divided by 4.
+6. Paste: transposed convolution with the raw patches as kernels, divided by 4
+   (here a matrix product over the candidates and a fold: the same sums).
 
 `variant="released"` (every profile's `models.gc.attention_variant`) is the
 layer as released in all of this. The one difference: the hole is per sample,
@@ -111,12 +113,6 @@ def unfold_same(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
     return F.unfold(F.pad(x, (pad_left, pad_right, pad_top, pad_bottom)), kernel, stride=stride)
 
 
-def extract_patches(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-    """(N, C, H, W) → (N, L, C, kernel, kernel): `unfold_same`'s windows, one per row."""
-    n, c = x.shape[:2]
-    return unfold_same(x, kernel, stride).transpose(1, 2).reshape(n, -1, c, kernel, kernel)
-
-
 def resize_hole(hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """(N, 1, H, W) hole → (N, 1, *size): max-pool when shrinking (any hole pixel wins), nearest when growing."""
     if tuple(hole.shape[-2:]) == tuple(size):
@@ -174,34 +170,39 @@ class ContextualAttention(nn.Module):
         # resize(b, to_shape=[H/rate, W/rate]), both resize_nearest_neighbor).
         fg_small = resize_nearest_align_corners(foreground, small)  # (N, C, H/r, W/r)
         bg_small = resize_nearest_align_corners(background, small)  # (N, C, H/r, W/r)
-        patches = extract_patches(bg_small, self.ksize, self.stride)  # (N, L, C, k, k)
+        patches = unfold_same(bg_small, self.ksize, self.stride)  # (N, C·k·k, L), one patch per column
         hole_small = self._hole_at(hole.to(foreground.dtype), (h, w), small)  # (N, 1, H/r, W/r)
-        hole_patches = extract_patches(hole_small, self.ksize, self.stride)  # (N, L, 1, k, k)
-        candidate = hole_patches.flatten(2).amax(dim=2) == 0  # (N, L)
+        candidate = unfold_same(hole_small, self.ksize, self.stride).amax(dim=1) == 0  # (N, L)
         grid = (-(-small[0] // self.stride), -(-small[1] // self.stride))  # background patch grid, L = gh·gw
+        # Every foreground position's k x k window, zero-padded as the release's 'SAME' conv.
+        windows = F.unfold(fg_small, self.ksize, padding=self.ksize // 2)  # (N, C·k·k, H/r · W/r)
 
-        weights = []
+        columns = []
         for i in range(n):
-            norms = patches[i].flatten(1).norm(dim=1).clamp_min(1e-4)  # (L,)
-            kernels = patches[i] / norms.view(-1, 1, 1, 1)  # (L, C, k, k)
-            scores = F.conv2d(fg_small[i:i + 1], kernels, padding=self.ksize // 2)  # (1, L, H/r, W/r)
+            # The release convolves the foreground with the normalised patches; the same
+            # sums as one matrix product: rows are background patches, columns foreground
+            # positions (both row-major).
+            norms = patches[i].norm(dim=0).clamp_min(1e-4)  # (L,)
+            scores = (patches[i] / norms).t() @ windows[i]  # (L, H/r · W/r)
             if self.fuse:
-                scores = self._fuse(scores, grid)  # (1, L, H/r, W/r)
-            keep = candidate[i].view(1, -1, 1, 1).to(scores.dtype)  # (1, L, 1, 1)
+                scores = self._fuse(scores, grid, small)  # (L, H/r · W/r)
+            keep = candidate[i].view(-1, 1).to(scores.dtype)  # (L, 1)
             if self.variant == "released":  # yi *= mm; softmax(yi * scale); yi *= mm
-                attention = F.softmax(scores * keep * self.softmax_scale, dim=1) * keep  # (1, L, H/r, W/r)
+                attention = F.softmax(scores * keep * self.softmax_scale, dim=0)  # (L, H/r · W/r)
             else:
                 # The finite fill keeps an all-hole sample from producing NaN: its
-                # softmax is uniform, and the candidate mask then zeroes it.
+                # softmax is uniform, and then no candidate is pasted.
                 scores = (scores * self.softmax_scale).masked_fill(keep == 0, torch.finfo(scores.dtype).min)
-                attention = F.softmax(scores, dim=1) * keep  # (1, L, H/r, W/r)
-            weights.append(attention.flatten(2))  # (1, L, H/r · W/r)
-        # The release pastes with a transposed convolution whose kernels are the raw patches.
-        # The same sums as a matrix product and a fold: each foreground position's weighted sum
-        # of raw patches, added into place at stride r. oneDNN has no fast path for a transposed
-        # convolution with a thousand input channels, and this reads the patches as unfolded.
-        columns = torch.bmm(raw_patches, torch.cat(weights))  # (N, C·2r·2r, H/r · W/r)
-        pasted = F.fold(columns, (h + rate, w + rate), 2 * rate, stride=rate)  # (N, C, H + r, W + r)
+                attention = F.softmax(scores, dim=0)  # (L, H/r · W/r)
+            # The release pastes with a transposed convolution whose kernels are the raw
+            # patches, after zeroing the non-candidates' weights. The same sums as a matrix
+            # product over the candidates alone, then a fold: each foreground position's
+            # weighted sum of raw patches, added into place at stride r. A hole's patches
+            # cost nothing, and the raw patches are read as unfolded.
+            kept = candidate[i].nonzero().squeeze(1)  # (K,)
+            weights = attention.index_select(0, kept)  # (K, H/r · W/r)
+            columns.append(raw_patches[i].index_select(1, kept) @ weights)  # (C·2r·2r, H/r · W/r)
+        pasted = F.fold(torch.stack(columns), (h + rate, w + rate), 2 * rate, stride=rate)  # (N, C, H + r, W + r)
         crop = same_padding(h, 2 * rate, rate)[0]
         pasted = pasted[..., crop:crop + h, crop:crop + w]  # (N, C, H, W)
         if self.variant == "released":
@@ -222,26 +223,25 @@ class ContextualAttention(nn.Module):
             return resize_nearest_align_corners(hole, small)
         return resize_hole(resize_hole(hole, feature), small)
 
-    def _fuse(self, scores: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-        """(1, L, fh, fw) scores → the same, each summed with its fuse_k - 1 diagonal neighbours.
+    def _fuse(self, scores: torch.Tensor, grid: tuple[int, int], small: tuple[int, int]) -> torch.Tensor:
+        """(L, fh·fw) scores → the same, each summed with its fuse_k - 1 diagonal neighbours.
 
         The release convolves the score matrix with a fuse_k x fuse_k identity kernel, twice. That
-        is a sum along the matrix's diagonal, taken here as fuse_k shifted slices: oneDNN runs a
+        is a sum along the matrix's diagonal, taken here as shifted slices: oneDNN runs a
         one-channel 3x3 convolution of a 1024 x 1024 matrix (256² images) at a small fraction of
         its speed, and the slices take a twentieth of its time.
         """
         gh, gw = grid
-        fh, fw = scores.shape[-2:]
+        fh, fw = small
         # Rows: background patches, columns: foreground positions, both flattened row-major,
         # so a diagonal step moves both one pixel along the width (wrapping at row ends, as
         # the released code does). A diagonal sum reads the same in the transposed matrix,
         # so the release's (foreground, background) orientation need not be built.
-        x = diagonal_sum(scores.view(gh * gw, fh * fw), self.fuse_k)  # (L, fh·fw)
+        x = diagonal_sum(scores, self.fuse_k)  # (L, fh·fw)
         # The same along the height: flatten both column-major.
         x = x.view(gh, gw, fh, fw).permute(1, 0, 3, 2).reshape(gw * gh, fw * fh)
         x = diagonal_sum(x, self.fuse_k)  # (L, fw·fh), column-major
-        x = x.view(gw, gh, fw, fh).permute(1, 0, 3, 2)  # (gh, gw, fh, fw)
-        return x.reshape(1, gh * gw, fh, fw)
+        return x.view(gw, gh, fw, fh).permute(1, 0, 3, 2).reshape(gh * gw, fh * fw)
 
 
 def diagonal_sum(matrix: torch.Tensor, k: int) -> torch.Tensor:
@@ -249,10 +249,8 @@ def diagonal_sum(matrix: torch.Tensor, k: int) -> torch.Tensor:
 
     The 'SAME' convolution with a k x k identity kernel that the release's fuse step runs.
     """
-    radius = k // 2
-    rows, cols = matrix.shape
-    padded = F.pad(matrix, (radius, radius, radius, radius))  # (A + 2r, B + 2r)
-    total = padded[:rows, :cols].clone()  # d = -r
-    for shift in range(1, k):
-        total += padded[shift:shift + rows, shift:shift + cols]
+    total = matrix.clone()
+    for shift in range(1, k // 2 + 1):
+        total[shift:, shift:] += matrix[:-shift, :-shift]  # d = -shift
+        total[:-shift, :-shift] += matrix[shift:, shift:]  # d = +shift
     return total

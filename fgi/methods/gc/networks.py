@@ -118,36 +118,40 @@ class SameConv2d(nn.Conv2d):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
-class GatedELU(torch.autograd.Function):
-    """ELU(feature) · sigmoid(gate) with TensorFlow's arithmetic, in few passes over memory.
+def gated_elu(feature: torch.Tensor, gate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ELU(feature), sigmoid(gate)), new dense tensors in at least float32, ELU as TensorFlow's kernel.
 
-    ELU as TensorFlow's Elu kernel computes it: x above 0, exp(x) − 1 below. torch's F.elu takes
-    expm1, which has no vectorised CPU kernel (a scalar loop: about 20x a sigmoid's time on the
-    same tensor, a fifth of the generator's forward pass); exp is vectorised. The two agree to
-    ~6e-8. The arithmetic is at least float32: exp(x) − 1 rounded to bfloat16
-    twice would lose most of the digits of a small negative ELU. The backward is TensorFlow's
-    EluGrad, read from the output: 1 where ELU > 0, ELU + 1 elsewhere.
+    TensorFlow's Elu is x above 0, exp(x) − 1 below. Here it is max(x, exp(min(x, 0)) − 1), the
+    same values (e^x − 1 ≥ x, equal at 0) to within one rounding of exp. Why not F.elu: it takes
+    expm1, which has no vectorised CPU kernel in torch (a scalar loop, ~10x exp's time: a fifth
+    of the generator's forward pass). Why copy the gate first: exp and sigmoid run several
+    times slower on a strided view, as the conv output's halves are in channels_last, than on a
+    dense tensor; the copy costs a sixth of the sigmoid. At least float32: exp(x) − 1 rounded to
+    bfloat16 twice would lose most of the digits of a small negative ELU.
     """
+    exact = torch.promote_types(feature.dtype, torch.float32)
+    elu = feature.to(exact).clamp_max(0).exp_().sub_(1)  # dense: e^min(x, 0) − 1
+    elu = torch.maximum(elu, feature, out=elu)  # x above 0
+    sigmoid = gate.to(exact, memory_format=torch.preserve_format, copy=True).sigmoid_()
+    return elu, sigmoid
+
+
+class GatedELU(torch.autograd.Function):
+    """ELU(feature) · sigmoid(gate) (`gated_elu`), with TensorFlow's EluGrad read from the output:
+    1 where ELU > 0, ELU + 1 elsewhere. Inference skips the autograd function (`GatedConv2d`)."""
 
     @staticmethod
     def forward(ctx, feature: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-        dtype = feature.dtype
-        exact = torch.promote_types(dtype, torch.float32)  # float32 for bfloat16 and float16 inputs
-        feature = feature.to(exact)  # the conv's split halves (strided views), or float32 copies of them
-        gate = torch.sigmoid(gate.to(exact))  # a new, dense tensor
-        elu = feature.clamp_max(0).exp_().sub_(1).add_(feature.clamp_min(0))  # new; exact x above 0
-        if not any(ctx.needs_input_grad):
-            return elu.mul_(gate).to(dtype)
-        elu, gate = elu.to(dtype), gate.to(dtype)
-        ctx.save_for_backward(elu, gate)
-        return elu * gate
+        elu, sigmoid = (t.to(feature.dtype) for t in gated_elu(feature, gate))
+        ctx.save_for_backward(elu, sigmoid)
+        return elu * sigmoid
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        elu, gate = ctx.saved_tensors
-        grad_feature = grad * gate * torch.where(elu > 0, 1.0, elu + 1)
-        grad_gate = grad * elu * gate * (1 - gate)
+        elu, sigmoid = ctx.saved_tensors
+        grad_feature = grad * sigmoid * torch.where(elu > 0, 1.0, elu + 1)
+        grad_gate = grad * elu * sigmoid * (1 - sigmoid)
         return grad_feature, grad_gate
 
 
@@ -177,7 +181,10 @@ class GatedConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feature, gate = self.conv(x).split(self.out_ch, dim=1)  # 2 × (N, out_ch, H/stride, W/stride)
         if self.activation == "elu":
-            return GatedELU.apply(feature, gate)
+            if torch.is_grad_enabled():
+                return GatedELU.apply(feature, gate)
+            elu, sigmoid = gated_elu(feature, gate)
+            return elu.mul_(sigmoid).to(feature.dtype)
         if self.activation == "relu":
             feature = F.relu(feature)
         return feature * torch.sigmoid(gate)
@@ -223,6 +230,10 @@ class GatedGenerator(nn.Module):
     `forward_stages` returns (coarse, refined) for the loss, which applies L1
     to both. Neither output is composited; the caller pastes the known pixels.
     """
+
+    # `fgi.inference.memory_format`: oneDNN's float32 convolutions run this network ~1.1x faster
+    # on channels_last weights and inputs (benchmarks/releases.py), so inference uses it there too.
+    channels_last_float32 = True
 
     def __init__(self, size: int, width: float = 1.0, attention: bool = True, attention_variant: str = "released"):
         super().__init__()
