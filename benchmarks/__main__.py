@@ -5,6 +5,7 @@
     python -m benchmarks --quick              # small counts, for a smoke run
     python -m benchmarks e2e                  # `make repro` and `make test` in a fresh clone (slow)
     python -m benchmarks releases             # ours against the released GC and LaMa (FGI_*_RELEASE clones)
+    python -m benchmarks peer_metrics         # our evaluate against LaMa's evaluator (FGI_LAMA_RELEASE clone)
     python -m benchmarks.gpu_train            # on a CUDA machine only
 
 Exit status 0 when every benchmark ran (a missed target is reported, not an
@@ -24,7 +25,7 @@ from benchmarks.common import CHECK_HEADERS, REPORT, ROOT, check_rows, machine, 
 from fgi import records
 
 DEFAULT = ("prepare", "evaluate", "inference", "training")
-AVAILABLE = DEFAULT + ("e2e", "releases")  # releases: not a default, it needs the release clones
+AVAILABLE = DEFAULT + ("e2e", "releases", "peer_metrics")  # releases, peer_metrics: not defaults, they need the clones
 QUICK_NOTE = "**Quick run (`--quick`, small counts): a smoke test, not a measurement.**"
 # The code each section measures (fgi.records): the benchmark's import closure, the methods it
 # builds, and what it reads as it is. `fgi records` lists a section stale when any of it changes.
@@ -40,6 +41,10 @@ CLOSURES = {
     "releases": {"modules": ["benchmarks.releases"],  # the release tests' helpers, imported by path
                  "paths": ["configs/study.yaml", "tests/test_gc_release.py", "tests/test_lama_release.py",
                            "tests/test_golden.py", "tests/golden/make_golden.py"]},
+    # the peer test's helpers, imported by path; the demo's predictions (dvc.lock) and its methods (params.yaml)
+    "peer_metrics": {"modules": ["benchmarks.peer_metrics"],
+                     "paths": ["tests/test_peer_metrics.py", "tests/test_golden.py", "tests/test_lama_release.py",
+                               "params.yaml", "dvc.lock"]},
 }
 
 
