@@ -123,6 +123,30 @@ def timed(fn: Callable[..., object], *args, **kwargs) -> float:
     return clocked(fn, *args, **kwargs)[0]
 
 
+def interleave(arms: dict, warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each arm's calls, the arms alternating (A, B, A, B, ...) after `warmup` untimed rounds,
+    so that a change of load on a shared CPU hits every arm alike."""
+    for _ in range(warmup):
+        for arm in arms.values():
+            arm()
+    times = {name: [] for name in arms}
+    for _ in range(repeats):
+        for name, arm in arms.items():
+            times[name].append(timed(arm))
+    return times
+
+
+def locate(find):
+    """(root, "") where a release test would run (`find` is its locating function), else (None, its skip
+    reason): a benchmark against a release runs where the release's tests do."""
+    import pytest  # noqa: PLC0415 - the release tests' skip, only for the benchmarks that need it
+
+    try:
+        return find(), ""
+    except pytest.skip.Exception as skipped:
+        return None, str(skipped.msg)
+
+
 def latencies(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
     """Seconds of each of `repeats` calls after `warmup` untimed ones."""
     for _ in range(warmup):

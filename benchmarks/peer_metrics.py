@@ -42,7 +42,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks.common import ROOT, Check, CpuMeter, Section, clocked, fmt, machine, median, say, table, timed
+from benchmarks.common import (ROOT, Check, CpuMeter, Section, clocked, fmt, interleave, locate, machine, median,
+                               say, table, timed)
 from benchmarks.evaluate import make_jobs
 from fgi import files
 from fgi.config import load_params
@@ -81,28 +82,6 @@ def helpers():
     if str(ROOT / "tests") not in sys.path:
         sys.path.insert(0, str(ROOT / "tests"))
     return importlib.import_module("test_peer_metrics")
-
-
-def locate(find):
-    """(root, "") where the test would run, else (None, its skip reason)."""
-    import pytest
-
-    try:
-        return find(), ""
-    except pytest.skip.Exception as skipped:
-        return None, str(skipped.msg)
-
-
-def interleave(arms: dict, warmup: int, repeats: int) -> dict[str, list[float]]:
-    """Seconds of each arm's calls, the arms alternating, after `warmup` untimed rounds."""
-    for _ in range(warmup):
-        for arm in arms.values():
-            arm()
-    times = {name: [] for name in arms}
-    for _ in range(repeats):
-        for name, arm in arms.items():
-            times[name].append(timed(arm))
-    return times
 
 
 # ---------------------------------------------------------------- inputs

@@ -41,7 +41,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks.common import ROOT, Check, CpuMeter, Section, fmt, machine, median, say, study_params, table, timed
+from benchmarks.common import (ROOT, Check, CpuMeter, Section, fmt, interleave, locate, machine, median, say,
+                               study_params, table)
 from fgi.config import method_config
 from fgi.inference import for_inference, inference_autocast, memory_format, resolve_precision
 from fgi.methods.base import make_objective
@@ -59,28 +60,6 @@ def helpers():
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
     return tuple(importlib.import_module(name) for name in ("test_gc_release", "test_lama_release", "make_golden"))
-
-
-def locate(find):
-    """(root, "") where the release tests would run, else (None, their skip reason)."""
-    import pytest
-
-    try:
-        return find(), ""
-    except pytest.skip.Exception as skipped:
-        return None, str(skipped.msg)
-
-
-def interleave(arms: dict, warmup: int, repeats: int) -> dict[str, list[float]]:
-    """Seconds of each arm's calls, the arms alternating, after `warmup` untimed rounds."""
-    for _ in range(warmup):
-        for arm in arms.values():
-            arm()
-    times = {name: [] for name in arms}
-    for _ in range(repeats):
-        for name, arm in arms.items():
-            times[name].append(timed(arm))
-    return times
 
 
 def under(fn, context=contextlib.nullcontext):

@@ -104,13 +104,14 @@ PIX2PIXHD_NLAYER = dict(input_nc=3, ndf=64, n_layers=4)
 W_L1_KNOWN, W_L1_MISSING, W_ADV, GP_COEF, W_RESNET_PL = 10.0, 0.0, 10.0, 0.001, 30.0
 
 
-def release_root() -> Path:
+def release_root(needed: tuple[str, ...] = NEEDED) -> Path:
+    """The LaMa clone (FGI_LAMA_RELEASE) holding every path in `needed`, or a skip naming what is missing."""
     if not RELEASE:
         pytest.skip("the LaMa release is absent: set FGI_LAMA_RELEASE to a clone of "
                     "https://github.com/advimman/lama: the folder "
                     "holding saicinpainting/ and models/")
     root = Path(RELEASE)
-    missing = [path for path in NEEDED if not (root / path).is_file()]
+    missing = [path for path in needed if not (root / path).is_file()]
     if missing:
         pytest.skip(f"FGI_LAMA_RELEASE={RELEASE} lacks {', '.join(missing)}: point it at a clone of "
                     "https://github.com/advimman/lama")

@@ -46,7 +46,6 @@ import copy
 import hashlib
 import importlib
 import json
-import os
 import sys
 import types
 from pathlib import Path
@@ -62,9 +61,8 @@ from torch.overrides import TorchFunctionMode
 from fgi.evaluation.lpips_score import LPIPS
 from fgi.evaluation.metrics import FID, SSIM_BORDER, image_metrics
 from test_golden import fill
-from test_lama_release import is_release_module
+from test_lama_release import is_release_module, release_root
 
-RELEASE = os.environ.get("FGI_LAMA_RELEASE", "")
 EVALUATOR_FILES = ("saicinpainting/evaluation/evaluator.py", "saicinpainting/evaluation/data.py",
                    "saicinpainting/evaluation/losses/base_loss.py", "saicinpainting/evaluation/losses/ssim.py",
                    "saicinpainting/evaluation/losses/lpips.py", "saicinpainting/evaluation/losses/fid/inception.py",
@@ -79,16 +77,8 @@ LPIPS_VGG16, FID_INCEPTION = "lpips-vgg16", "fid-inception"
 
 
 def evaluator_root() -> Path:
-    """The LaMa clone (FGI_LAMA_RELEASE), or a skip naming what is missing."""
-    if not RELEASE:
-        pytest.skip("the LaMa release is absent: set FGI_LAMA_RELEASE to a clone of https://github.com/advimman/lama "
-                    "(the folder holding saicinpainting/ and models/)")
-    root = Path(RELEASE)
-    missing = [path for path in EVALUATOR_FILES if not (root / path).is_file()]
-    if missing:
-        pytest.skip(f"FGI_LAMA_RELEASE={RELEASE} lacks {', '.join(missing)}: point it at a clone of "
-                    "https://github.com/advimman/lama")
-    return root
+    """The LaMa clone (FGI_LAMA_RELEASE) with its evaluator, or a skip naming what is missing."""
+    return release_root(EVALUATOR_FILES)
 
 
 def import_evaluator(root: Path) -> types.SimpleNamespace:
@@ -403,9 +393,10 @@ def test_fid_inception_features_are_lamas(lama, tmp_path):
 
 def test_peer_metrics_section_skips_without_the_clone(monkeypatch):
     """Without the clone the benchmark section is still written, with this file's skip reason, and times nothing."""
+    import test_lama_release
     from benchmarks import peer_metrics
 
-    monkeypatch.setattr(peer_metrics.helpers(), "RELEASE", "")
+    monkeypatch.setattr(test_lama_release, "RELEASE", "")  # where evaluator_root looks
     section = peer_metrics.run(quick=True)
     assert section.name == "peer_metrics" and section.checks == []
     assert "skipped" in section.body and "FGI_LAMA_RELEASE" in section.body
