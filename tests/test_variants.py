@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from fgi.cli import main as fgi_main
 from fgi.evaluation import variants
@@ -84,51 +83,6 @@ def test_seed_variants_are_pooled_with_the_main_run(tmp_path, monkeypatch):
     assert cells[header.index("Hole PSNR")] == "27.00 ± 1.41"
     assert cells[header.index("eyes hole PSNR")] == "21.00 ± 0.71"
     assert row_cells(seeds, "| CE |")[header.index("Hole PSNR")] == "2.50 ± 0.00"
-
-
-def write_lock(root, code_md5: str, data_md5: str = "d0") -> None:
-    """A dvc.lock whose one code dep and one data dep carry the given hashes."""
-    deps = [{"path": "fgi/training/train.py", "md5": code_md5}, {"path": "data/faces", "md5": data_md5}]
-    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"train": {"deps": deps}}}))
-
-
-def test_a_seed_run_of_other_code_joins_no_pool_and_says_so(tmp_path, monkeypatch):
-    """Seeds pool only runs of the main run's code: other data hashes do not matter, another code hash does."""
-    monkeypatch.chdir(tmp_path)
-    fake_run(tmp_path, "swgan", (20, 22, 30, 32))
-    write_lock(tmp_path, "c0")
-    assert fgi_main(["study", "record"]) == 0
-    fake_run(tmp_path, "swgan", (22, 24, 32, 34), seed=1)
-    write_lock(tmp_path, "c1")  # the code changed between the runs
-    assert fgi_main(["study", "record", "--variant", "seed-1"]) == 0
-    out = tmp_path / "docs" / "study"
-    text = (out / "variants.md").read_text()
-    assert "## Seeds" not in text
-    assert "**Other code than the main run's**" in text.split("## seed-1")[1]
-    assert variants.profile_seeds(out) == {}
-
-    fake_run(tmp_path, "swgan", (24, 26, 34, 36), seed=2)
-    write_lock(tmp_path, "c0", data_md5="d2")  # the main run's code again
-    assert fgi_main(["study", "record", "--variant", "seed-2"]) == 0
-    text = (out / "variants.md").read_text()
-    assert "Other code" not in text.split("## seed-2")[1].split("## Seeds")[0]
-    seeds = text.split("## Seeds")[1]
-    header = row_cells(seeds, "| Model |")
-    cells = row_cells(seeds, "| Ours |")
-    assert cells[header.index("Seeds")] == "0, 2" and cells[header.index("Hole PSNR")] == "28.00 ± 2.83"
-    assert sorted(variants.profile_seeds(out)) == [0, 2]
-
-
-@pytest.mark.parametrize(("main", "other", "same"), [
-    ({"code": "x", "commit": "a"}, {"code": "x", "commit": "b"}, True),
-    ({"code": "x", "commit": "a"}, {"code": "y", "commit": "a"}, False),
-    ({"commit": "a"}, {"code": "y", "commit": "a"}, True),  # a record from before the digest: its commit
-    ({"commit": "a+changes"}, {"commit": "a+changes"}, False),  # uncommitted code: nothing to compare
-    ({"commit": "a"}, {"commit": None}, False),
-    ({"commit": None}, {"commit": None}, True),  # outside git and DVC: nothing says otherwise
-])
-def test_same_code_reads_the_digest_then_the_commit(main, other, same):
-    assert variants.same_code(main, other) is same
 
 
 def test_a_changed_setting_run_with_two_seeds_is_pooled_apart(tmp_path, monkeypatch):

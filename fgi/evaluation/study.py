@@ -31,7 +31,6 @@ records, so a recorded study is summarised by the current code without a rerun.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -69,25 +68,12 @@ def run_info(root: Path, wall_s: float | None, cards: Cards, ablation: bool | No
     return {"profile": params["profile"],
             "reading": params["models"].get(cards.proposed(), {}).get("base_loss", "default"),
             "max_steps": params["train"]["max_steps"], "size": params["data"]["size"],
-            "seed": params["train"]["seed"], "commit": git_commit(root), "code": code_digest(root),
+            "seed": params["train"]["seed"], "commit": git_commit(root),
             "amp": amp, "precision": resolve_precision(amp, where),
             "cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
             "cuda": torch.cuda.is_available(), "wall_s": wall_s,
             "stage_wall_s": stage_wall_times(root, experiment, ablation) if experiment else {},
             "reference_val_hole_psnr": reference[1] if reference else float("nan")}
-
-
-def code_digest(root: Path) -> str | None:
-    """A digest of the pipeline code the run's dvc.lock records (every stage's deps under fgi/ and
-    stages/, with their md5): runs with the same digest ran the same code, whatever was committed
-    between them. None without a dvc.lock."""
-    lock = root / "dvc.lock"
-    if not lock.is_file():
-        return None
-    stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {})
-    deps = sorted({f"{dep['path']} {dep.get('md5', '')}" for stage in stages.values()
-                   for dep in stage.get("deps", []) if dep["path"].startswith(records.PIPELINE_CODE)})
-    return hashlib.sha256("\n".join(deps).encode()).hexdigest()[:16]
 
 
 def git_commit(root: Path) -> str | None:

@@ -20,11 +20,9 @@ and `variants.md` sets every variant against the main run:
   same way when both runs recorded `per_image_components.csv`; otherwise the difference
   of the two means with the interval of independent samples, sqrt(h_main² + h_variant²)
   from each run's own half-width, which is wider than a paired one would be;
-- seeds: runs of the main run's code (`same_code`: run.json's `code`, a digest of the
-  code deps in its dvc.lock) that differ only in `train.seed` are pooled into mean ±
-  sample sd across seeds, the spread that a retrained GAN adds; a variant of other code
-  is flagged in its section and joins no pool. Pooled are the main run with the variants
-  that change the seed alone, and each other setting run with several seeds (`holes.train_mix=0.1`
+- seeds: runs that differ only in `train.seed` are pooled into mean ± sample sd across
+  seeds, the spread that a retrained GAN adds: the main run with the variants that change
+  the seed alone, and each other setting run with several seeds (`holes.train_mix=0.1`
   with seeds 0 and 1), so a setting is read against the seeds' spread, not one run;
   and each such setting against the profile: the difference of the means over seeds,
   with an interval from a two-level bootstrap (`stats.two_level_difference`: each
@@ -169,19 +167,14 @@ def variant_section(out: Path, folder: Path, cards: Cards, bootstrap) -> list[st
     wall = "not measured" if info.get("wall_s") is None else f"{info['wall_s'] / 60:.1f} min"
     level = f"{bootstrap.level:.0%} interval"
     learned = cards.learned()
-    main = json.loads((out / "run.json").read_text())
     lines = [f"## {folder.name}", "", f"- Changed from `configs/study.yaml`: {changed}",
              f"- Precision {info.get('precision', 'float32')}; {info['cpu']}, {info['cores']} cores; "
-             f"commit {info.get('commit') or 'not recorded'}; wall time of `dvc repro`: {wall}", ""]
-    if not same_code(main, info):
-        lines += [f"**Other code than the main run's** (commit {info.get('commit')} against "
-                  f"{main.get('commit')}): every difference below mixes the change of code with the change "
-                  "of params, and this run joins no pool of seeds. Rerun it (`make variant`) to separate them.", ""]
-    lines += ["### Random holes (Tables 1-3)", "",
-              f"Paired over the same test pairs; {level}: percentile bootstrap, {bootstrap.resamples:,} resamples; "
-              "Holm over this table's rows.", "",
-              *_difference_lines(paired_rows(_read(out / "per_image.csv"), _read(folder / "per_image.csv"),
-                                             learned, RANDOM_COLUMNS, bootstrap), cards, level, "Metric"), ""]
+             f"commit {info.get('commit') or 'not recorded'}; wall time of `dvc repro`: {wall}", "",
+             "### Random holes (Tables 1-3)", "",
+             f"Paired over the same test pairs; {level}: percentile bootstrap, {bootstrap.resamples:,} resamples; "
+             "Holm over this table's rows.", "",
+             *_difference_lines(paired_rows(_read(out / "per_image.csv"), _read(folder / "per_image.csv"),
+                                            learned, RANDOM_COLUMNS, bootstrap), cards, level, "Metric"), ""]
     main_components, variant_components = _read(out / "per_image_components.csv"), \
         _read(folder / "per_image_components.csv")
     lines += ["### Whole components hidden (Table 6): hole PSNR", ""]
@@ -208,28 +201,12 @@ def setting(changed: dict[str, list]) -> str:
     return ", ".join(f"{key}={new}" for key, (_, new) in sorted(changed.items()) if key != "train.seed")
 
 
-def same_code(main: dict, other: dict) -> bool:
-    """Whether two runs' run.json say they ran the same pipeline code: by the digest of their
-    dvc.lock's code (`code`), else by their commits, where both are clean; True where neither
-    run says (a record made outside git and DVC)."""
-    if main.get("code") and other.get("code"):
-        return main["code"] == other["code"]
-    commits = main.get("commit"), other.get("commit")
-    if not all(commits):
-        return not any(commits)
-    return commits[0] == commits[1] and "+changes" not in commits[0]
-
-
 def seed_groups(out: Path, folders: list[Path]) -> dict[str, dict[int, Path]]:
-    """{setting: {seed: folder}} of every setting that ran with more than one training seed, among
-    the runs of the main run's code (`same_code`); the main run and the variants that change
-    `train.seed` alone make up the profile's setting ''."""
-    main = json.loads((out / "run.json").read_text())
-    groups: dict[str, dict[int, Path]] = {"": {main.get("seed", 0): out}}
+    """{setting: {seed: folder}} of every setting that ran with more than one training seed; the
+    main run and the variants that change `train.seed` alone make up the profile's setting ''."""
+    groups: dict[str, dict[int, Path]] = {"": {json.loads((out / "run.json").read_text()).get("seed", 0): out}}
     for folder in folders:
         info = json.loads((folder / "run.json").read_text())
-        if not same_code(main, info):
-            continue  # a spread across seeds that also spans a change of code would measure both
         seed = info.get("seed", info["changed"].get("train.seed", [0, 0])[1])
         groups.setdefault(setting(info["changed"]), {})[int(seed)] = folder
     return {name: seeds for name, seeds in groups.items() if len(seeds) > 1}
