@@ -12,10 +12,20 @@ checksum (GC, where the 256² input is too large to store).
 
 What each test guards is in its docstring. One more guards the configuration: models.lama in every
 profile keeps the release's recipe (gp_coef, loss weights, learning rates, clipping), which the step
-test can see only in configs/paper.yaml. Tolerances are the release tests': LaMa, max |ours −
-released| / rms(released) < 1e-5 (`test_lama_release.TOLERANCE`, `check`); GC, max |ours − released|
-< 2e-5 (`test_gc_release.TOLERANCE`). Measured where the fixtures were made (Intel Xeon, torch 2.14
-CPU, float32; `pytest -s` prints each figure): see tests/golden/README.md.
+test can see only in configs/paper.yaml.
+
+Tolerances. The release tests compare two programs on one CPU; these fixtures were made on another
+machine, and float32 kernels of another instruction set round differently. On an AMD EPYC without
+AVX-512 (AVX2 kernels) LaMa's discriminator features and loss gradients land up to 1.1e-5 of their rms
+from fixtures made with AVX-512, against the release tests' 1e-5 (`test_lama_release.TOLERANCE`). So
+LaMa's tensors here are held to 1e-4 of their rms (`CROSS_MACHINE`), GC to the release test's absolute
+2e-5 (`test_gc_release.TOLERANCE`, met with a margin of 10 there). The step digest's per-tensor ratios
+are read as a median and a worst case (`STEP_MEDIAN`, `STEP_WORST`): a BatchNorm shift's gradient is a
+sum over the batch that cancels to ~1e-3 of its terms, and there the AVX2 kernels moved one ratio by
+6.7e-4 while the median moved 6e-6. The two breaks the step guards each fail it by far more
+(`test_lama_step_catches_*`): R1 dropped at the call site moves the median ratio by 2.6e-3 and the
+discriminator's loss by 2.7e-2; scoring the discriminator on the step's first prediction moves its
+loss by 5.6e-3 and the median ratio by 3e-2. Both fail at the loss already (AMD EPYC, AVX2). Measured figures: tests/golden/README.md; `pytest -s` prints each.
 """
 
 from __future__ import annotations
@@ -40,7 +50,8 @@ from fgi.methods.lama.ffc import LamaGenerator
 from test_gc_release import GAIN as GC_GAIN
 from test_gc_release import TOLERANCE as GC_TOLERANCE
 from test_gc_release import ours as gc_generator
-from test_lama_release import GP_COEF, W_ADV, W_L1_KNOWN, W_L1_MISSING, check
+from test_lama_release import GP_COEF, W_ADV, W_L1_KNOWN, W_L1_MISSING
+from test_lama_release import check as check_release
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO / "tests" / "golden"
@@ -50,6 +61,9 @@ PROFILES = ("params.yaml", "configs/paper.yaml", "configs/study.yaml")
 # and study profiles shrink the networks and drop the random-init ResNetPL (docs/fidelity.md).
 # 10x Adam's eps: above it a weight's first step is within 10% of ±lr and insensitive to rounding of g.
 STEADY_GRADIENT = 1e-7
+CROSS_MACHINE = 1e-4   # max |ours − released| / rms(released) for LaMa's tensors (module docstring)
+STEP_MEDIAN = 1e-4     # median over a network's tensors of |ours / released − 1|, step digest ratios
+STEP_WORST = 1e-2      # the largest such |ours / released − 1|
 RELEASED_RECIPE_KEYS = ("ratio_g", "lr_g", "lr_d", "beta1", "beta2", "w_l1_known", "w_l1_missing", "w_adv",
                         "gp_coef", "w_fm", "grad_clip")
 
@@ -171,6 +185,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def check(name: str, got: torch.Tensor, want: torch.Tensor) -> None:
+    """test_lama_release's check at the cross-machine tolerance (module docstring)."""
+    check_release(name, got, want, CROSS_MACHINE)
+
+
+def check_ratios(name: str, ratios: np.ndarray) -> None:
+    """Per-tensor ratios ours / released: the median and the worst within STEP_MEDIAN and STEP_WORST."""
+    departure = np.abs(ratios - 1)
+    print(f"{name}: median |ratio − 1| {np.median(departure):.2e}, worst {departure.max():.2e}")
+    assert np.median(departure) < STEP_MEDIAN, f"{name}: median |ours / released − 1| {np.median(departure):.2e}"
+    assert departure.max() < STEP_WORST, f"{name}: worst |ours / released − 1| {departure.max():.2e}"
 
 
 def golden(name: str) -> tuple[dict[str, np.ndarray], dict]:
@@ -314,12 +341,23 @@ def test_lama_training_step_matches_the_release():
     every 1-D parameter after the step, the running statistics and BatchNorm forward counts). Guards the
     configuration (gp_coef, loss weights, lr, clipping), the order of the updates and the discriminator's
     fresh prediction."""
-    arrays, meta = golden("lama_step")
+    compare_lama_step(lama_step_objective())
+
+
+def lama_step_objective():
+    """LamaObjective with the fixture's config and the golden weights, in train mode."""
+    _, meta = golden("lama_step")
     objective = make_objective("lama", lama_step_config(meta), meta["size"])
     assert objective.resnet_pl is None
     fill(objective.generator.net, "generator")
     fill(objective.discriminator, "discriminator")
     objective.generator.train(), objective.discriminator.train()
+    return objective
+
+
+def compare_lama_step(objective) -> None:
+    """One step of `objective` against the release's (test_lama_training_step_matches_the_release)."""
+    arrays, meta = golden("lama_step")
     networks = {"generator": objective.generator.net, "discriminator": objective.discriminator}
     before = {network: snapshot(module) for network, module in networks.items()}
     image, hole = t(arrays["image"]), t(arrays["hole"]).float()
@@ -341,7 +379,7 @@ def test_lama_training_step_matches_the_release():
         if key.endswith("/batches"):
             assert value.tolist() == want.tolist(), f"{key}: BatchNorm forward counts differ"
         elif key.endswith(("/grad_norm", "/update_along_grad")):   # each tensor's own scale: the ratio
-            check(f"step digest {key} (ours / released)", t(value / want), torch.ones(len(want), dtype=torch.float64))
+            check_ratios(f"step digest {key} (ours / released)", value / want)
         elif key.endswith("/small_grad"):
             # Only the mask below: element by element, the first layers' gradients move by up to 4e-6 of
             # their size between thread counts (float32 sums through the whole backward); their norms
@@ -356,6 +394,33 @@ def test_lama_training_step_matches_the_release():
                   t(value[steady]), t(want[steady]))
         else:
             check(f"step digest {key}", t(value), t(want))
+
+
+def test_lama_step_catches_r1_dropped_at_the_call_site(monkeypatch):
+    """The step test fails when the discriminator's loss gets gp_coef 0 where LamaObjective calls it, the
+    config untouched (the logged R1 term still reads cfg.gp_coef, so only the loss and the digest see it)."""
+    released = lama_losses.discriminator_loss
+    monkeypatch.setattr(lama_losses, "discriminator_loss",
+                        lambda real, fake, hole, gp, gp_coef: released(real, fake, hole, gp, 0.0))
+    with pytest.raises(AssertionError, match="discr"):
+        compare_lama_step(lama_step_objective())
+
+
+def test_lama_step_catches_the_discriminator_scored_on_the_first_prediction():
+    """The step test fails when the discriminator scores the generator's prediction from before its
+    update instead of a fresh one from the updated generator, as the release's second _do_step does."""
+    objective = lama_step_objective()
+    forward, first = objective.generator.forward, []
+
+    def first_prediction(*args, **kwargs):
+        if not first:
+            first.append(forward(*args, **kwargs))
+            return first[0]
+        return first[0].detach()
+
+    objective.generator.forward = first_prediction
+    with pytest.raises(AssertionError, match="discr"):
+        compare_lama_step(objective)
 
 
 @pytest.mark.parametrize("profile", PROFILES)
