@@ -162,14 +162,14 @@ def sentences(block: str) -> list[str]:
     return re.split(r"(?<=[.!?])\s+(?=[A-Z(\[*`⟦])", block)
 
 
-def linked_sources(sentence: str, page: Path) -> list[Path]:
+def linked_sources(sentence: str, page: Path, repo: Path = REPO) -> list[Path]:
     out = []
     for _, target in LINK.findall(sentence):
         if re.match(r"\w+:", target) or target.startswith("#"):
             continue
         path = (page.parent / target.split("#")[0]).resolve()
-        if (path.is_file() and path.suffix in SOURCE_SUFFIXES and path.is_relative_to(REPO)
-                and relative(path).startswith(SOURCES)):
+        if (path.is_file() and path.suffix in SOURCE_SUFFIXES and path.is_relative_to(repo)
+                and path.relative_to(repo).as_posix().startswith(SOURCES)):
             out.append(path)
     return out
 
@@ -179,10 +179,24 @@ def quoted_numbers(sentence: str) -> set[str]:
     return numbers(re.sub(r"`[^`]*`", "", prose))      # code is no quote
 
 
-def quotes(page: Path) -> list[tuple[str, list[Path]]]:
-    """(sentence, the generated files it links) for every sentence of `page` that links one."""
-    return [(sentence, sources) for block in blocks(page.read_text(encoding="utf-8"))
-            for sentence in sentences(block) if (sources := linked_sources(sentence, page))]
+LIST_ITEM = re.compile(r"(?:[-*]|\d+\.)\s")
+
+
+def quotes(page: Path, repo: Path = REPO) -> list[tuple[str, list[Path]]]:
+    """(sentence, the generated files it links) for every sentence of `page` that links one. A
+    paragraph that ends in a colon lends its links to the list right after it ("in the section's
+    last run ([bench](…)):" and then a bullet per figure)."""
+    found, lent = [], []
+    for block in blocks(page.read_text(encoding="utf-8")):
+        if not LIST_ITEM.match(block):
+            lent = []
+        for sentence in sentences(block):
+            sources = [*linked_sources(sentence, page, repo), *lent]
+            if sources:
+                found.append((sentence, list(dict.fromkeys(sources))))
+        if not LIST_ITEM.match(block) and block.rstrip().endswith(":"):
+            lent = linked_sources(block, page, repo)
+    return found
 
 
 def unquoted(sentence: str, sources: list[Path]) -> list[str]:
@@ -206,6 +220,18 @@ def test_every_quoted_number_is_in_its_file(page):
     wrong = [f"{number} (not in {', '.join(relative(s) for s in sources)}): {sentence[:160]}"
              for sentence, sources in quotes(page) for number in unquoted(sentence, sources)]
     assert not wrong, f"{relative(page)} quotes numbers its linked files do not hold:\n" + "\n".join(wrong)
+
+
+def test_a_list_quotes_the_file_its_lead_in_links(tmp_path):
+    (tmp_path / "reports").mkdir()
+    bench = tmp_path / "reports" / "bench.md"
+    bench.write_text("0.5 0.7\n", encoding="utf-8")
+    page = tmp_path / "page.md"
+    page.write_text("Measured in the last run ([bench](reports/bench.md)):\n\n* Ours 0.5 s.\n* Theirs 0.7 s.\n\n"
+                    "Later, 0.9 s.\n\n* Then 0.6 s.\n", encoding="utf-8")
+    assert quotes(page, tmp_path) == [("Measured in the last run ([bench](reports/bench.md)):", [bench]),
+                                      ("* Ours 0.5 s.", [bench]), ("* Theirs 0.7 s.", [bench])]
+    assert unquoted("* Ours 0.6 s.", [bench]) == ["0.6"]
 
 
 def test_readme_quotes_a_generated_file():
