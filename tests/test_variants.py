@@ -85,6 +85,30 @@ def test_seed_variants_are_pooled_with_the_main_run(tmp_path, monkeypatch):
     assert row_cells(seeds, "| CE |")[header.index("Hole PSNR")] == "2.50 ± 0.00"
 
 
+def test_a_seed_trained_in_another_precision_is_not_pooled_with_the_profile(tmp_path, monkeypatch):
+    """A seed trained in float32 on a CPU without native bfloat16 is another setting than the
+    bfloat16 profile: two such seeds pool apart, one alone joins no pool."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "docs" / "study"
+
+    def record(name: str, precision: str, **run) -> None:
+        fake_run(tmp_path, "swgan", **run)
+        assert fgi_main(["study", "record", *(["--variant", name] if name else [])]) == 0
+        info_file = out / (f"variants/{name}" if name else "") / "run.json"
+        info_file.write_text(json.dumps(json.loads(info_file.read_text()) | {"precision": precision}))
+
+    record("", "bfloat16", ours_hole=(20, 22, 30, 32))
+    record("seed-1", "bfloat16", ours_hole=(22, 24, 32, 34), seed=1)
+    record("seed-2", "float32", ours_hole=(40, 40, 40, 40), seed=2)
+    folders = sorted(p.parent for p in (out / "variants").glob("*/run.json"))
+    assert {name: sorted(seeds) for name, seeds in variants.seed_groups(out, folders).items()} == {"": [0, 1]}
+    record("seed-3", "float32", ours_hole=(30, 30, 30, 30), seed=3)
+    folders = sorted(p.parent for p in (out / "variants").glob("*/run.json"))
+    assert {name: sorted(seeds) for name, seeds in variants.seed_groups(out, folders).items()} == {
+        "": [0, 1], "precision=float32": [2, 3]}
+    assert sorted(variants.profile_seeds(out)) == [0, 1]
+
+
 def test_a_changed_setting_run_with_two_seeds_is_pooled_apart(tmp_path, monkeypatch):
     """train_mix 0.1 with seeds 0 and 1 pools into its own row; it never enters the profile's
     spread, and a setting run with one seed gets no row."""

@@ -22,7 +22,7 @@ and `variants.md` sets every variant against the main run:
   from each run's own half-width, which is wider than a paired one would be;
 - seeds: runs that differ only in `train.seed` are pooled into mean ± sample sd across
   seeds, the spread that a retrained GAN adds: the main run with the variants that change
-  the seed alone, and each other setting run with several seeds (`holes.train_mix=0.1`
+  the seed alone and trained in its precision, and each other setting run with several seeds (`holes.train_mix=0.1`
   with seeds 0 and 1), so a setting is read against the seeds' spread, not one run;
   and each such setting against the profile: the difference of the means over seeds,
   with an interval from a two-level bootstrap (`stats.two_level_difference`: each
@@ -203,12 +203,18 @@ def setting(changed: dict[str, list]) -> str:
 
 def seed_groups(out: Path, folders: list[Path]) -> dict[str, dict[int, Path]]:
     """{setting: {seed: folder}} of every setting that ran with more than one training seed; the
-    main run and the variants that change `train.seed` alone make up the profile's setting ''."""
-    groups: dict[str, dict[int, Path]] = {"": {json.loads((out / "run.json").read_text()).get("seed", 0): out}}
+    main run and the variants that change `train.seed` alone make up the profile's setting ''.
+    A run that trained in another precision than the main run (`train.amp: auto` gives float32 on a
+    CPU without native bfloat16) is another setting, `precision=float32`: seeds pool only alike."""
+    main = json.loads((out / "run.json").read_text())
+    groups: dict[str, dict[int, Path]] = {"": {main.get("seed", 0): out}}
     for folder in folders:
         info = json.loads((folder / "run.json").read_text())
         seed = info.get("seed", info["changed"].get("train.seed", [0, 0])[1])
-        groups.setdefault(setting(info["changed"]), {})[int(seed)] = folder
+        name = setting(info["changed"])
+        if (precision := info.get("precision", "float32")) != main.get("precision", "float32"):
+            name = ", ".join(filter(None, (name, f"precision={precision}")))
+        groups.setdefault(name, {})[int(seed)] = folder
     return {name: seeds for name, seeds in groups.items() if len(seeds) > 1}
 
 
