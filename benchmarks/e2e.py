@@ -15,11 +15,14 @@ editable `fgi` at a folder deleted afterwards. Nothing in this checkout's
 `.venv` is written. `PYTHONPATH` names the clone, so every process (stages,
 the `fgi` and `dvc` console scripts, the tests' subprocesses) imports the
 clone's `fgi`. After `make repro` the clone's `git status` says whether the run
-reproduced the committed `dvc.lock`, tables and metrics byte for byte.
+reproduced the committed `dvc.lock`, tables and metrics byte for byte, and where not, how far each method's PSNR
+in Tables 1-3 moved: float32 kernels differ between CPUs (AVX-512 or AVX2),
+and training carries the difference into the numbers.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -96,10 +99,37 @@ def timed_make(target: str, clone: Path, log: Path) -> tuple[float, int, str]:
 REPRODUCED = ("dvc.lock", "reports/tables", "reports/metrics.json", "reports/fid.json")
 
 
-def _lock_outputs(text: str) -> dict[str, str]:
+def lock_outputs(text: str) -> dict[str, str]:
     """{output path: md5} of every stage in a dvc.lock."""
     stages = (yaml.safe_load(text) or {}).get("stages", {})
     return {out["path"]: out.get("md5", "") for stage in stages.values() for out in stage.get("outs", [])}
+
+
+METRICS = "reports/metrics.json"
+SHOWN_TABLES = ("table1_full", "table2_foreground", "table3_hole")
+
+
+def metric_shifts(committed: dict, now: dict) -> list[tuple[str, str, str, float, float]]:
+    """(table, method, metric, committed, now) of every number of metrics.json that moved, largest move first."""
+    shifts = []
+    for table_name, methods in committed.items():
+        for method, values in methods.items():
+            for metric, before in values.items():
+                after = now.get(table_name, {}).get(method, {}).get(metric)
+                if isinstance(before, (int, float)) and isinstance(after, (int, float)) and after != before:
+                    shifts.append((table_name, method, metric, float(before), float(after)))
+    return sorted(shifts, key=lambda shift: -abs(shift[4] - shift[3]))
+
+
+def psnr_shifts(clone: Path) -> str:
+    """Where `make repro` moved the tables: each method's PSNR in Tables 1-3, committed → now, in words."""
+    committed = json.loads(_git("show", f"HEAD:{METRICS}", cwd=clone))
+    now = json.loads((clone / METRICS).read_text())
+    moved = [shift for shift in metric_shifts(committed, now) if shift[0] in SHOWN_TABLES and shift[2] == "psnr"]
+    if not moved:
+        return "no PSNR of Tables 1-3 moved"
+    return "PSNR in dB, committed → this run: " + "; ".join(
+        f"{method} {table_name.split('_')[1]} {before:.2f} → {after:.2f}" for table_name, method, _, before, after in moved)
 
 
 def reproduction(clone: Path) -> str:
@@ -110,13 +140,14 @@ def reproduction(clone: Path) -> str:
     words = []
     for path in changed:
         if path == "dvc.lock":
-            committed = _lock_outputs(_git("show", "HEAD:dvc.lock", cwd=clone))
-            now = _lock_outputs((clone / "dvc.lock").read_text())
+            committed = lock_outputs(_git("show", "HEAD:dvc.lock", cwd=clone))
+            now = lock_outputs((clone / "dvc.lock").read_text())
             outs = sorted(out for out in now.keys() | committed.keys() if now.get(out) != committed.get(out))
             words.append(f"`dvc.lock` (the hashes of {', '.join(f'`{out}`' for out in outs) or 'no output'})")
         else:
             words.append(f"`{path}`")
-    return "no: " + ", ".join(words) + " differ from the committed ones"
+    shifts = f" ({psnr_shifts(clone)})" if METRICS in changed else ""
+    return "no: " + ", ".join(words) + " differ from the committed ones" + shifts
 
 
 def run(quick: bool = False) -> Section:

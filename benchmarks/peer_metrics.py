@@ -44,6 +44,7 @@ import torch
 
 from benchmarks.common import (ROOT, Check, CpuMeter, Section, clocked, fmt, interleave, locate, machine, median,
                                say, table, timed)
+from benchmarks.e2e import lock_outputs
 from benchmarks.evaluate import make_jobs
 from fgi import files
 from fgi.config import load_params
@@ -103,8 +104,31 @@ def demo_jobs(tmp: Path) -> tuple[dict[str, list[dict]], str, str]:
     by_method = {method: [job for job in jobs if job["method"] == method] for method in folders}
     size = files.load_image_rgb(jobs[0]["truth"]).shape[0]
     return by_method, cards.proposed() or next(iter(by_method)), (
-        f"the demo pipeline's predictions (data/predictions/, params.yaml as committed): {len(pairs)} test pairs "
-        f"of data/holes/test_pairs.csv at {size}², {len(by_method)} methods")
+        f"the demo pipeline's predictions (data/predictions/, params.yaml as committed; "
+        f"{provenance(list(by_method))}): {len(pairs)} test pairs of data/holes/test_pairs.csv at {size}², "
+        f"{len(by_method)} methods")
+
+
+def provenance(methods: list[str]) -> str:
+    """Whether data/predictions/ holds what the committed dvc.lock recorded, in words. The demo's
+    predictions depend on the CPU's float32 kernels, so a `make repro` on another CPU remakes them."""
+    outputs = [f"data/predictions/{method}" for method in methods]
+    committed = lock_outputs(subprocess.run(["git", "show", "HEAD:dvc.lock"], cwd=ROOT, capture_output=True,
+                                            text=True, check=True).stdout)
+    now = lock_outputs((ROOT / "dvc.lock").read_text())
+    remade = [out for out in outputs if now.get(out) != committed.get(out)]
+    if remade:
+        return (f"remade here, not the committed ones: dvc.lock's hashes of {', '.join(remade)} differ from the "
+                "commit's, so these numbers are not those of the committed tables")
+    dvc = Path(sys.executable).with_name("dvc")
+    status = subprocess.run([str(dvc), "status", *(f"predict@{method}" for method in methods)], cwd=ROOT,
+                            capture_output=True, text=True, check=False)
+    said = " ".join((status.stdout + status.stderr).split())[:200]
+    if status.returncode != 0:
+        return f"not checked against dvc.lock: `dvc status` failed ({said})"
+    if "changed" in status.stdout or "modified" in status.stdout:
+        return f"not those of the committed dvc.lock: `dvc status` says {said}"
+    return "the committed dvc.lock's, `dvc status` up to date"
 
 
 @dataclass

@@ -3,6 +3,7 @@ end-to-end benchmark's reproduction check. No timings are asserted: benchmarks m
 
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
 from pathlib import Path
@@ -46,6 +47,22 @@ def test_reproduction_names_the_outputs_that_changed(tmp_path):
     (tmp_path / "reports" / "tables" / "table1_full.csv").write_text("method,psnr\nours,24.15\n")
     assert reproduction(Path(tmp_path)) == ("no: `dvc.lock` (the hashes of `reports/report.html`), "
                                             "`reports/tables/table1_full.csv` differ from the committed ones")
+
+    # Where the metrics moved, each method's PSNR of Tables 1-3, the largest move first.
+    def metrics(lama_full: float, ours_hole: float) -> str:
+        return json.dumps({"table1_full": {"lama": {"psnr": lama_full, "ssim": 0.69, "fid": None},
+                                           "ours": {"psnr": 24.0, "ssim": 0.7, "fid": None}},
+                           "table3_hole": {"ours": {"psnr": ours_hole}},
+                           "table6_components": {"ours": {"psnr": 30.0}}})
+
+    (tmp_path / "reports" / "metrics.json").write_text(metrics(25.21, 18.5))
+    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "metrics"], cwd=tmp_path, check=True)
+    (tmp_path / "reports" / "metrics.json").write_text(
+        metrics(25.62, 18.49).replace('"psnr": 30.0', '"psnr": 31.0'))
+    assert reproduction(Path(tmp_path)).endswith(
+        "`reports/metrics.json` differ from the committed ones (PSNR in dB, committed → this run: "
+        "lama full 25.21 → 25.62; ours hole 18.50 → 18.49)")
 
 
 def test_loader_benchmark_reads_the_layout_the_stages_write(tmp_path):
