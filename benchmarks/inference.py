@@ -60,7 +60,7 @@ from fgi.data.doodles import render_doodle
 from fgi.data.synthetic import render_face
 from fgi.apps.inpaint import inpaint_image
 from fgi import methods
-from fgi.inference import for_inference, inference_autocast, load_generator
+from fgi.inference import bfloat16_is_native, for_inference, inference_autocast, load_generator
 
 NAME = "inference"
 SIZE = 256
@@ -165,8 +165,10 @@ def threads(count: int):
         torch.set_num_threads(before)
 
 
-def experiments(generator: nn.Module, inputs: tuple, repeats: int, compile_too: bool) -> list[list[str]]:
-    """Rows: variant, median forward seconds, speed-up, max |Δ| of the output in 0-255 levels."""
+def experiments(generator: nn.Module, inputs: tuple, repeats: int, compile_too: bool,
+                bfloat16: bool = True) -> list[list[str]]:
+    """Rows: variant, median forward seconds, speed-up, max |Δ| of the output in 0-255 levels. With
+    `bfloat16` off (a CPU without native bfloat16, where `auto` never runs it) the bfloat16 rows are left out."""
     with torch.inference_mode():
         expected = generator(*inputs).float()
     cl = torch.channels_last
@@ -191,6 +193,8 @@ def experiments(generator: nn.Module, inputs: tuple, repeats: int, compile_too: 
             ("`torch.compile` (inductor, freezing) + bfloat16 + channels_last",
              lambda: _compiled(*_as(generator, inputs, torch.bfloat16, cl))),
         ]
+    if not bfloat16:
+        variants = [(label, build) for label, build in variants if "bfloat16" not in label]
     # torch's own note that oneDNN's TF32 needs an Intel GPU, raised by mkldnn.flags(): not ours to act on.
     warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
     warnings.filterwarnings("ignore", message="dynamo_pgo force disabled")  # we disable caches on purpose
@@ -236,9 +240,11 @@ def run(quick: bool = False) -> Section:
     cpu = torch.device("cpu")
     with tempfile.TemporaryDirectory(prefix="fgi-bench-inference-") as tmp, CpuMeter() as meter:
         tmp = Path(tmp)
+        native = bfloat16_is_native(cpu)
         peak = matmul_peak(torch.float32)
-        peak_bf16 = matmul_peak(torch.bfloat16)
-        say(f"inference: matmul peak {peak:.0f} GFLOP/s float32, {peak_bf16:.0f} GFLOP/s bfloat16")
+        peak_bf16 = matmul_peak(torch.bfloat16) if native else None
+        say(f"inference: matmul peak {peak:.0f} GFLOP/s float32, "
+            f"{f'{peak_bf16:.0f} GFLOP/s' if native else 'not measured (no native)'} bfloat16")
         image, mask, image_path, mask_path = sample_pair(tmp)
         hole = torch.from_numpy(np.asarray(mask) >= 128).float()[None, None]  # (1, 1, S, S)
         masked = image_tensor(np.array(image))[None] * (1 - hole)  # (1, 3, S, S)
@@ -270,18 +276,23 @@ def run(quick: bool = False) -> Section:
                 ours = {"flops": flops, "forward32": forward32, "latency32": latency32, "precision": precision}
                 command = cli_seconds(tmp / "ours", image_path, mask_path, tmp / "filled.png")
                 _, fresh, _ = load_generator(tmp / "ours", "cpu")  # NCHW float32 again, for the experiments
-                experiment_rows = experiments(fresh, (masked, hole), repeats, compile_too=not quick)
+                experiment_rows = experiments(fresh, (masked, hole), repeats, compile_too=not quick,
+                                              bfloat16=native)
         small_rows = small_size_rows(tmp / f"{SMALL_SIZE}px", repeats)
 
     ours_check = checks[0]
-    floor32, floor16 = ours["flops"] / 1e9 / peak, ours["flops"] / 1e9 / peak_bf16
+    floor32 = ours["flops"] / 1e9 / peak
+    peak16_words = (f"**{peak_bf16:.0f} GFLOP/s** bfloat16 (2048², best of 8)" if native else
+                    "no bfloat16 peak (2048², best of 8; this CPU has no native bfloat16)")
+    floor16_words = (f"the bfloat16 peak gives a floor of {ours['flops'] / 1e9 / peak_bf16:.2f} s" if native else
+                     "this CPU has no native bfloat16, so there is no bfloat16 floor")
     floor_note = (f"so no float32 implementation of the paper-size network reaches {TARGET_SECONDS:g} s on this "
                   "CPU" if floor32 > TARGET_SECONDS else "below the target: float32 can reach it on this CPU")
     body = "\n\n".join([
         (f"One 256² synthetic face with a doodle hole (~25 %), random weights, width 1.0, batch 1, "
          f"`torch.inference_mode`, {torch.get_num_threads()} threads; median of {repeats} call(s) after a "
          f"warm-up; {meter.describe()}. Matmul peak in this run: **{peak:.0f} GFLOP/s** float32 and "
-         f"**{peak_bf16:.0f} GFLOP/s** bfloat16 (2048², best of 8). `--precision auto` resolves to "
+         f"{peak16_words}. `--precision auto` resolves to "
          f"**{ours['precision']}** on this CPU."),
         ("Columns: the float32 path (`--precision float32`), then the default path (`--precision auto`); "
          "\"of peak\" is the forward's FLOPs per second of the whole `inpaint_image` call over the matmul peak "
@@ -294,11 +305,13 @@ def run(quick: bool = False) -> Section:
         (f"**Ours: {ours_check.ours:.2f} s per image ({ours['precision']}) against the target ≤ "
          f"{TARGET_SECONDS:g} s: {'PASS' if ours_check.passed else 'MISS'}.** Its forward pass is "
          f"{ours['flops'] / 1e9:.1f} GFLOP ({ours['forward32'] / ours['latency32']:.0%} of the float32 call's "
-         f"time); at this run's float32 matmul peak that alone takes ≥ {floor32:.2f} s, {floor_note}; the "
-         f"bfloat16 peak gives a floor of {floor16:.2f} s. On a CPU without native bfloat16 `auto` runs float32 "
+         f"time); at this run's float32 matmul peak that alone takes ≥ {floor32:.2f} s, {floor_note}; "
+         f"{floor16_words}. On a CPU without native bfloat16 `auto` runs float32 "
          f"({ours['latency32']:.2f} s here)."),
         ("What was tried on ours' forward pass (same network and weights; max abs Δ is the largest output "
-         "difference against the float32 baseline in 0–255 levels, before rounding):"),
+         "difference against the float32 baseline in 0–255 levels, before rounding"
+         + ("" if native else "; the bfloat16 variants are left out: this CPU has no native bfloat16, so "
+            "`auto` never runs them here") + "):"),
         table(["variant", "forward s", "speed-up", "max abs Δ (levels)"], experiment_rows),
         (f"At {SMALL_SIZE}² (the demo's and the study's size), the same networks at width 1.0, the same way: Ours "
          "beside LaMa, whose Fourier units run FFTs (always float32: torch.fft has no bfloat16 kernels)."),
