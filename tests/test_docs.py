@@ -31,9 +31,9 @@ README_WORDS = 2500
 # Generated files whose figures the docs quote: the CPU study's record and the pipeline's reports.
 SOURCES = ("docs/study/", "reports/")
 SOURCE_SUFFIXES = {".md", ".csv", ".json", ".txt"}
-# A number as written: digits, thousands commas, a decimal part; not part of a word (table5,
-# python3.11, 64², 1.6e-34's mantissa) and not the fraction of another number.
-NUMBER = re.compile(r"(?<![\w.])(?>\d+(?:,\d{3})*(?:\.\d+)?)(?!\w)")
+# A number as written: digits, thousands commas, a decimal part, an exponent (7.8e-16 is one
+# number); not part of a word (table5, python3.11, 64²) and not the fraction of another number.
+NUMBER = re.compile(r"(?<![\w.])(?>\d+(?:,\d{3})*(?:\.\d+)?(?:e[-+]?\d+)?)(?!\w)")
 LINK = re.compile(r"!?\[((?:[^\[\]]|\[[^\]]*\])*)\]\(([^()\s]+)\)")
 FENCE = re.compile(r"^```.*?^```[^\n]*$", re.MULTILINE | re.DOTALL)
 # Repository paths a page may name in prose or code, checked to exist (templates like <name> skipped).
@@ -206,8 +206,8 @@ def unquoted(sentence: str, sources: list[Path]) -> list[str]:
 
 
 def test_number_extraction():
-    text = "0.0903 s, 1,475 GFLOP, [0.08, 0.16], −0.9331 dB, 64², table5, python3.11, 2000. Eq. 3"
-    assert numbers(text) == {"0.0903", "1475", "0.08", "0.16", "0.9331", "2000", "3"}
+    text = "0.0903 s, 1,475 GFLOP, [0.08, 0.16], −0.9331 dB, 64², table5, python3.11, 2000. Eq. 3, 7.8e-16, 1e-6"
+    assert numbers(text) == {"0.0903", "1475", "0.08", "0.16", "0.9331", "2000", "3", "7.8e-16", "1e-6"}
 
 
 def test_sentences_keep_decimals_and_abbreviations_together():
