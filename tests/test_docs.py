@@ -4,7 +4,9 @@
   so does every source file a page names.
 * A number quoted from a generated file is in that file: every number in a sentence of README.md or
   docs/*.md that links a file of docs/study/ or reports/ must appear in one of the files the sentence
-  links. Quote a figure in the sentence that links its file, in the file's own digits.
+  links. Quote a figure in the sentence that links its file, in the file's own digits. A pipeline
+  output (reports/tables/, ...) is read as git's index holds it, so a `make repro` that lands
+  elsewhere on another CPU does not fail the docs that quote the committed demo.
 * A number quoted from a stale record says so: where a sentence quotes a measured number (one with
   a decimal part) from a file of a record that `fgi records` lists as stale (docs/records.json: its code changed since), the same
   sentence names the record's commit, "(recorded at 7abde3b, before ...)".
@@ -16,10 +18,12 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from functools import lru_cache
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fgi import records
 
@@ -128,9 +132,49 @@ def numbers(text: str) -> set[str]:
     return {match.replace(",", "") for match in NUMBER.findall(text)}
 
 
+def pipeline_outputs(repo: Path) -> tuple[str, ...]:
+    """The paths dvc.lock lists as outputs: `make repro` rewrites them on the user's CPU."""
+    stages = (yaml.safe_load((repo / "dvc.lock").read_text(encoding="utf-8")) or {}).get("stages", {})
+    return tuple(out["path"].rstrip("/") for stage in stages.values() for out in stage.get("outs", []))
+
+
+def committed_text(path: Path, repo: Path = REPO) -> str:
+    """The text the docs quote: for a pipeline output, the version in git's index (the committed one
+    in a fresh clone, even after a `make repro` on a CPU whose float32 kernels land elsewhere; stage
+    a remade table with `git add` to check docs against it); for any other file, the file."""
+    if path.is_relative_to(repo):
+        name = path.relative_to(repo).as_posix()
+        if any(name == out or name.startswith(f"{out}/") for out in pipeline_outputs(repo)):
+            shown = subprocess.run(["git", "show", f":{name}"], cwd=repo, capture_output=True, check=False)
+            if shown.returncode == 0:
+                return shown.stdout.decode("utf-8")
+    return path.read_text(encoding="utf-8")
+
+
 @lru_cache(maxsize=None)
 def numbers_in_file(path: Path) -> frozenset[str]:
-    return frozenset(numbers(path.read_text(encoding="utf-8")))
+    return frozenset(numbers(committed_text(path)))
+
+
+def test_quotes_are_checked_against_the_committed_outputs_not_a_local_repro(tmp_path):
+    (tmp_path / "reports" / "tables").mkdir(parents=True)
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(
+        {"schema": "2.0", "stages": {"evaluate": {"cmd": "python -m stages.evaluate",
+                                                  "outs": [{"path": "reports/tables", "md5": "a.dir"}]}}}))
+    table = tmp_path / "reports" / "tables" / "table1_full.md"
+    table.write_text("| LaMa | 25.21 |\n")
+    notes = tmp_path / "reports" / "bench.md"
+    notes.write_text("0.497 s\n")
+    git = ["git", "-c", "user.name=fgi-test", "-c", "user.email=test@fgi.invalid"]
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "demo"], cwd=tmp_path, check=True)
+    table.write_text("| LaMa | 25.62 |\n")  # `make repro` on another CPU
+    notes.write_text("0.5 s\n")               # not a pipeline output: read as it is
+    assert "25.21" in committed_text(table, tmp_path) and "25.62" not in committed_text(table, tmp_path)
+    assert committed_text(notes, tmp_path) == "0.5 s\n"
+    subprocess.run(["git", "add", str(table)], cwd=tmp_path, check=True)  # a remade table, staged
+    assert "25.62" in committed_text(table, tmp_path)
 
 
 def blocks(text: str) -> list[str]:
