@@ -132,20 +132,30 @@ def psnr_shifts(clone: Path) -> str:
         f"{method} {table_name.split('_')[1]} {before:.2f} → {after:.2f}" for table_name, method, _, before, after in moved)
 
 
+def listed(paths: list[str], most: int = 6) -> str:
+    """Paths in backticks; past `most` of them, a count per top folder ("`models/` (20 files)")."""
+    if len(paths) <= most:
+        return ", ".join(f"`{path}`" for path in paths)
+    folders: dict[str, list[str]] = {}
+    for path in paths:
+        folders.setdefault(path.split("/")[0], []).append(path)
+    return ", ".join(f"`{folder}/` ({len(inside)} files)" if len(inside) > 1 else f"`{inside[0]}`"
+                     for folder, inside in folders.items())
+
+
 def reproduction(clone: Path) -> str:
     """Whether `make repro` left the committed outputs as they were, in words."""
     changed = _git("diff", "--name-only", "--", *REPRODUCED, cwd=clone).splitlines()
     if not changed:
         return f"yes: {', '.join(f'`{path}`' for path in REPRODUCED)} are byte for byte the committed ones"
     words = []
-    for path in changed:
-        if path == "dvc.lock":
-            committed = lock_outputs(_git("show", "HEAD:dvc.lock", cwd=clone))
-            now = lock_outputs((clone / "dvc.lock").read_text())
-            outs = sorted(out for out in now.keys() | committed.keys() if now.get(out) != committed.get(out))
-            words.append(f"`dvc.lock` (the hashes of {', '.join(f'`{out}`' for out in outs) or 'no output'})")
-        else:
-            words.append(f"`{path}`")
+    if "dvc.lock" in changed:
+        committed = lock_outputs(_git("show", "HEAD:dvc.lock", cwd=clone))
+        now = lock_outputs((clone / "dvc.lock").read_text())
+        outs = sorted(out for out in now.keys() | committed.keys() if now.get(out) != committed.get(out))
+        words.append(f"`dvc.lock` (the hashes of {listed(outs) or 'no output'})")
+    if others := [path for path in changed if path != "dvc.lock"]:
+        words.append(listed(others))
     shifts = f" ({psnr_shifts(clone)})" if METRICS in changed else ""
     return "no: " + ", ".join(words) + " differ from the committed ones" + shifts
 

@@ -64,6 +64,15 @@ def test_reproduction_names_the_outputs_that_changed(tmp_path):
         "`reports/metrics.json` differ from the committed ones (PSNR in dB, committed → this run: "
         "lama full 25.21 → 25.62; ours hole 18.50 → 18.49)")
 
+    # Past six paths, a count per top folder.
+    for index in range(7):
+        (tmp_path / "reports" / "tables" / f"table{index}.md").write_text(f"{index}\n")
+    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "tables"], cwd=tmp_path, check=True)
+    for index in range(7):
+        (tmp_path / "reports" / "tables" / f"table{index}.md").write_text(f"{index + 1}\n")
+    assert reproduction(Path(tmp_path)) == "no: `reports/` (7 files) differ from the committed ones"
+
 
 def test_loader_benchmark_reads_the_layout_the_stages_write(tmp_path):
     """The loader benchmark's data is what TrainSet trains on: shapes, ranges, every worker count."""
