@@ -145,3 +145,14 @@ def test_releases_benchmark_interleaves_and_says_what_it_skipped(monkeypatch):
     assert section.name == "releases" and section.checks == []
     assert "GC (cases 1 and 2) skipped" in section.body  # no TensorFlow, or no FGI_GC_RELEASE
     assert "LaMa (cases 3 and 4) skipped" in section.body and "FGI_LAMA_RELEASE" in section.body
+
+
+def test_releases_median_interval_is_the_order_statistics_interval():
+    """At n = 15 the 95 % interval of a median is the 4th to 12th smallest (P(Binomial(15, 1/2) ≤ 3) =
+    0.0176 ≤ 0.025 < P(≤ 4) = 0.0592), whatever order the values come in; too few values give the range."""
+    from benchmarks.releases import median_interval
+
+    ratios = [1.5, 0.9, 1.2, 1.1, 1.3, 0.8, 1.0, 1.25, 1.15, 0.95, 1.05, 1.4, 1.35, 0.85, 1.45]
+    assert median_interval(ratios) == (1.15, 0.95, 1.35)  # sorted: 0.8 0.85 0.9 0.95 ... 1.35 1.4 1.45 1.5
+    assert median_interval([2.0, 1.0, 3.0]) == (2.0, 1.0, 3.0)
+    assert median_interval(ratios, level=0.5)[1:] == (1.05, 1.25)  # P(≤ 5) = 0.151 ≤ 0.25 < P(≤ 6) = 0.304
