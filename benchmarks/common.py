@@ -28,6 +28,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from fgi.config import Params, load_params
+from fgi.inference import bfloat16_is_native, cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository
 PAPER_PROFILE = ROOT / "configs" / "paper.yaml"
@@ -223,16 +224,17 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def instruction_set() -> str:
+    """The vector kernels torch picked on this CPU and whether its bfloat16 is native, e.g. "AVX2, no
+    native bfloat16": two CPUs of one model name can differ (an AMD EPYC with or without AVX-512)."""
+    where = torch.device("cpu")
+    return (f"{torch.backends.cpu.get_cpu_capability()}, "
+            f"{'native' if bfloat16_is_native(where) else 'no native'} bfloat16")
+
+
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return (f"{cpu}, {cores()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"Python {platform.python_version()}")
+    return (f"{cpu_name()} ({instruction_set()}), {cores()} cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
 
 
 # ---------------------------------------------------------------- Markdown
@@ -256,7 +258,10 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def verdict(check: Check) -> str:
-    return "—" if check.passed is None else ("PASS" if check.passed else "MISS")
+    """PASS or MISS against the target; UNDECIDED where a target's interval spans it; — without a target."""
+    if check.passed is None:
+        return "UNDECIDED" if check.target else "—"
+    return "PASS" if check.passed else "MISS"
 
 
 def check_rows(checks: list[Check], benchmark: str | None = None) -> list[list[str]]:

@@ -31,9 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from benchmarks.common import ROOT, Check, CpuMeter, Section, say, table
+from fgi.records import lock_outputs
 
 NAME = "e2e"
 TARGET_SECONDS = 600.0
@@ -97,12 +96,6 @@ def timed_make(target: str, clone: Path, log: Path) -> tuple[float, int, str]:
 
 
 REPRODUCED = ("dvc.lock", "reports/tables", "reports/metrics.json", "reports/fid.json")
-
-
-def lock_outputs(text: str) -> dict[str, str]:
-    """{output path: md5} of every stage in a dvc.lock."""
-    stages = (yaml.safe_load(text) or {}).get("stages", {})
-    return {out["path"]: out.get("md5", "") for stage in stages.values() for out in stage.get("outs", [])}
 
 
 METRICS = "reports/metrics.json"

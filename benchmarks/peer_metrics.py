@@ -44,9 +44,9 @@ import torch
 
 from benchmarks.common import (ROOT, Check, CpuMeter, Section, clocked, fmt, interleave, locate, machine, median,
                                say, table, timed)
-from benchmarks.e2e import lock_outputs
 from benchmarks.evaluate import make_jobs
 from fgi import files
+from fgi.records import lock_outputs
 from fgi.config import load_params
 from fgi.data.layout import read_csv
 from fgi.data.weights import weights_file

@@ -97,11 +97,21 @@ def _files_under(root: Path, path: str) -> list[str]:
                   if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".pyc"))
 
 
+def stages_of(lock_text: str) -> dict:
+    """{stage name: its entry} of a dvc.lock's text."""
+    return (yaml.safe_load(lock_text) or {}).get("stages", {})
+
+
 def lock_stages(root: Path) -> dict:
     lock = root / "dvc.lock"
     if not lock.is_file():
         raise UserError(f"{lock}: not found; a record made through `dvc repro` needs the dvc.lock it ran with")
-    return yaml.safe_load(lock.read_text(encoding="utf-8")).get("stages", {})
+    return stages_of(lock.read_text(encoding="utf-8"))
+
+
+def lock_outputs(lock_text: str) -> dict[str, str]:
+    """{output path: md5} of every stage of a dvc.lock's text."""
+    return {out["path"]: out.get("md5", "") for stage in stages_of(lock_text).values() for out in stage.get("outs", [])}
 
 
 def _stages(root: Path, which) -> list[dict]:

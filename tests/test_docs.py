@@ -134,8 +134,7 @@ def numbers(text: str) -> set[str]:
 
 def pipeline_outputs(repo: Path) -> tuple[str, ...]:
     """The paths dvc.lock lists as outputs: `make repro` rewrites them on the user's CPU."""
-    stages = (yaml.safe_load((repo / "dvc.lock").read_text(encoding="utf-8")) or {}).get("stages", {})
-    return tuple(out["path"].rstrip("/") for stage in stages.values() for out in stage.get("outs", []))
+    return tuple(path.rstrip("/") for path in records.lock_outputs((repo / "dvc.lock").read_text(encoding="utf-8")))
 
 
 def committed_text(path: Path, repo: Path = REPO) -> str:

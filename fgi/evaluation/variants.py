@@ -22,8 +22,9 @@ and `variants.md` sets every variant against the main run:
   from each run's own half-width, which is wider than a paired one would be;
 - seeds: runs that differ only in `train.seed` are pooled into mean ± sample sd across
   seeds, the spread that a retrained GAN adds: the main run with the variants that change
-  the seed alone and trained in its precision, and each other setting run with several seeds (`holes.train_mix=0.1`
-  with seeds 0 and 1), so a setting is read against the seeds' spread, not one run;
+  the seed alone and trained in its precision, and each other setting run with several
+  seeds (`holes.train_mix=0.1` with seeds 0 and 1), so a setting is read against the
+  seeds' spread, not one run;
   and each such setting against the profile: the difference of the means over seeds,
   with an interval from a two-level bootstrap (`stats.two_level_difference`: each
   setting's seeds drawn apart, then one set of test pairs for both), on random holes and,
