@@ -8,7 +8,9 @@ ours       `fgi.methods.base.make_objective(name, cfg, size, vgg=...)` and `Obje
              method, three ways: `before` (float32, the per-parameter Adam loop, deterministic
              mode's NaN fill of every new tensor: the training step as it was before the
              fused optimiser), `float32` (`train.amp: float32` today) and `bfloat16`
-             (`train.amp: bfloat16`); `auto` is whichever of the two this CPU resolves to;
+             (`train.amp: bfloat16`); `auto` is whichever of the two this CPU resolves to; on a
+             CPU without native bfloat16 the `bfloat16` variant is left out (emulated, it is many
+             times slower than float32 and `auto` never runs it);
            * on a CPU with native bfloat16, `before` and `float32` once more with every kernel
              limited to AVX2 (`AVX2_ONLY`): the stand-in for a CPU without it, where `auto` is
              float32 and the target is 1.2x;
@@ -17,7 +19,7 @@ ours       `fgi.methods.base.make_objective(name, cfg, size, vgg=...)` and `Obje
            One warm-up step (FLOP-counted by torch's per-op formulas, `benchmarks.common.FlopCount`:
            forward and backward of every network, 2 FLOPs per multiply-accumulate), then the
            median of the timed steps; torch.profiler's top operators of `before` and `auto`.
-reference  2048² float32 and bfloat16 matmuls in the parent process of the same run: a step's
+reference  2048² float32 and (where native) bfloat16 matmuls in the parent process of the same run: a step's
            achieved GFLOP/s is reported as a share of the peak of the precision it ran in; the
            study step's speed-up is `auto` over `before`, summed over the methods.
 
@@ -179,19 +181,20 @@ def study_steps(steps: int, variants: tuple[str, ...], top_ops: tuple[str, ...] 
 def study_section(steps: int, peaks: dict[str, float], auto: str) -> tuple[str, list[Check]]:
     """The study profile's step per method and variant, with the speed-up of `auto` over `before`."""
     rows, ops_rows = [], []
-    measured, sums = study_steps(steps, VARIANTS, top_ops=("before", auto))
+    native = auto == "bfloat16"
+    variants = VARIANTS if native else ("before", "float32")  # emulated bfloat16: slow, and never `auto`
+    measured, sums = study_steps(steps, variants, top_ops=("before", auto))
     for name, results, step in measured:
         flops = results["float32"]["flops"]
-        rates = {v: flops / step[v] / 1e9 for v in VARIANTS}
-        rows.append([name, fmt(flops / 1e9), *(fmt(step[v]) for v in VARIANTS),
-                     f"{rates['float32'] / peaks['float32']:.0%}", f"{rates['bfloat16'] / peaks['bfloat16']:.0%}",
+        shares = [f"{flops / step[v] / 1e9 / peaks[v]:.0%}" for v in ("float32", "bfloat16") if v in variants]
+        rows.append([name, fmt(flops / 1e9), *(fmt(step[v]) for v in variants), *shares,
                      f"{step['before'] / step[auto]:.2f}×"])
         ops_rows.append([name, "before", _ops_text(results["before"]["top_ops"])])
         ops_rows.append([name, auto, _ops_text(results[auto]["top_ops"])])
     speedup = sums["before"] / sums[auto]
-    native = auto == "bfloat16"
     target = TARGET_NATIVE if native else TARGET_EMULATED
-    rows.append(["**sum**", "", *(fmt(sums[v]) for v in VARIANTS), "", "", f"**{speedup:.2f}×**"])
+    rows.append(["**sum**", "", *(fmt(sums[v]) for v in variants), *[""] * (len(variants) - 1),
+                 f"**{speedup:.2f}×**"])
     check = Check(f"study step, {STUDY_SIZE}², batch {STUDY_BATCH}, sum over {len(study_methods())} methods, "
                   f"`train.amp: auto` ({auto})", sums[auto], sums["before"], "s", "the float32 step before the "
                   "fused optimiser, same run", speedup, target=f"≥ {target}× ({'native' if native else 'no native'} "
@@ -201,13 +204,14 @@ def study_section(steps: int, peaks: dict[str, float], auto: str) -> tuple[str, 
          f"`fgi.training.train` runs it, every learned method; median of {steps} timed steps after a warm-up. "
          "`before`: float32 with Adam's per-parameter loop and deterministic mode's NaN fill of every new tensor; "
          "`float32`: `train.amp: float32` (fused Adam, no fill); `bfloat16`: `train.amp: bfloat16` (autocast, "
-         f"channels_last). `train.amp: auto` resolves to **{auto}** on this CPU. Share of peak: the step's FLOPs "
-         "per second over the matmul peak of its precision."),
-        table(["model", "GFLOP / step", "before s", "float32 s", "bfloat16 s", "float32 of fp32 peak",
-               "bfloat16 of bf16 peak", f"speed-up ({auto} ÷ before)"], rows),
+         f"channels_last). `train.amp: auto` resolves to **{auto}** on this CPU"
+         + ("" if native else ", which has no native bfloat16, so the `bfloat16` variant is left out") +
+         ". Share of peak: the step's FLOPs per second over the matmul peak of its precision."),
+        table(["model", "GFLOP / step", *(f"{v} s" for v in variants), "float32 of fp32 peak",
+               *(["bfloat16 of bf16 peak"] if native else []), f"speed-up ({auto} ÷ before)"], rows),
         (f"Speed-up of the sum over methods: **{speedup:.2f}×** (target ≥ {target}× on a CPU "
-         f"{'with' if native else 'without'} native bfloat16): **{'PASS' if check.passed else 'MISS'}**. "
-         f"float32 alone (no bfloat16): {sums['before'] / sums['float32']:.2f}×."),
+         f"{'with' if native else 'without'} native bfloat16): **{'PASS' if check.passed else 'MISS'}**."
+         + (f" float32 alone (no bfloat16): {sums['before'] / sums['float32']:.2f}×." if native else "")),
         (f"Where a step's time goes (torch.profiler, self CPU time per step, top {TOP_OPS} operators; the "
          f"share is of all self CPU time), before and with `auto`:"),
         table(["model", "variant", "top operators"], ops_rows),
@@ -279,8 +283,11 @@ def run(quick: bool = False) -> Section:
 
     auto = resolve_precision("auto", torch.device("cpu"))
     with CpuMeter() as meter:
-        peaks = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
-        say(f"training: matmul peak {peaks['float32']:.0f} GFLOP/s float32, {peaks['bfloat16']:.0f} bfloat16")
+        peaks = {"float32": matmul_peak(torch.float32)}
+        if auto == "bfloat16":  # emulated bfloat16 has no peak worth the name
+            peaks["bfloat16"] = matmul_peak(torch.bfloat16)
+        say(f"training: matmul peak {peaks['float32']:.0f} GFLOP/s float32, "
+            + (f"{peaks['bfloat16']:.0f} bfloat16" if "bfloat16" in peaks else "no native bfloat16"))
         study_text, study_checks = study_section(3 if quick else 7, peaks, auto)
         if auto == "bfloat16":  # elsewhere the section above already measures the float32 target
             avx2_text, avx2_checks = avx2_section(3 if quick else 7)
@@ -290,7 +297,8 @@ def run(quick: bool = False) -> Section:
                                                   quick)
     body = "\n\n".join([
         (f"{meter.describe()}. Matmul peak in this run: **{peaks['float32']:.0f} GFLOP/s** float32, "
-         f"**{peaks['bfloat16']:.0f} GFLOP/s** bfloat16 (2048², best of 8)."),
+         + (f"**{peaks['bfloat16']:.0f} GFLOP/s** bfloat16" if "bfloat16" in peaks else
+            "no bfloat16 peak (this CPU has no native bfloat16)") + " (2048², best of 8)."),
         "### The study profile's step", study_text,
         "### The paper profile's step", paper_text,
         "### The data side of a GPU run", data_text,
